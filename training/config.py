@@ -1,0 +1,65 @@
+"""Training settings: a frozen dataclass read from YAML and saved beside the model it made."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nlp.errors import InvalidInputError
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How a model is trained. ``mixture`` maps a data set (or ``taxonomy-seeds``) to its share of batches."""
+
+    name: str = "verbatim-cem"
+    version: str = "0.1.0"
+    seed: int = 13
+    steps: int = 4000
+    batch_size: int = 16
+    lr: float = 3e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    max_length: int = 128
+    node_dropout: float = 0.3
+    eval_every: int = 500
+    checkpoint_every: int = 100
+    dev_per_dataset: int = 600
+    max_train_per_dataset: int | None = None
+    taxonomy: str | None = None  # path to a taxonomy YAML; default: the shipped default taxonomy
+    lora_r: int = 16
+    lora_alpha: int = 32
+    mixture: dict[str, float] = field(default_factory=dict)
+    loss_weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: Path | str) -> TrainConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInputError(f"Cannot read the training config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"The training config {path} must be a YAML mapping of settings.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"Unknown setting(s) in {path}: {', '.join(unknown)}. Known settings: {', '.join(sorted(known))}."
+            )
+        try:
+            config = cls(**data)
+        except TypeError as exc:
+            raise InvalidInputError(f"Invalid training config {path}: {exc}") from exc
+        if not config.mixture:
+            raise InvalidInputError(f"{path} names no data: add a `mixture:` mapping of data set -> share.")
+        if config.steps <= 0 or config.batch_size <= 0:
+            raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

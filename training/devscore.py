@@ -1,0 +1,154 @@
+"""Forward passes over dev items, the dev score used for model selection, and calibration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from training.targets import TrainItem
+
+
+@torch.inference_mode()
+def collect(model, items: Sequence[TrainItem], batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Raw logits for dev items, in input order (length-sorted batches inside)."""
+    was = model.training
+    model.eval()
+    order = sorted(range(len(items)), key=lambda i: len(items[i].text))
+    n = len(items)
+    out = {
+        "sentiment": np.zeros((n, 3), np.float32),
+        "topics": np.zeros((n, len(model.config.topic_ids)), np.float32),
+        "polarity": np.zeros((n, len(model.config.topic_ids), 3), np.float32),
+        "touchpoints": np.zeros((n, len(model.config.touchpoint_ids)), np.float32),
+    }
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        enc = tokenize(model, [items[i].text for i in idx])
+        res = model(**enc)
+        for key in out:
+            out[key][idx] = res[key].float().numpy()
+    model.train(was)
+    return out
+
+
+def tokenize(model, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    cfg = model.config
+    enc = model.tokenizer(
+        [cfg.text_prefix + t for t in texts], padding=True, truncation=True, max_length=cfg.max_length,
+        return_special_tokens_mask=True, return_tensors="pt",
+    )
+    # the prefix is not content: keep the heads from attending to it
+    prefix_len = len(model.tokenizer(cfg.text_prefix, add_special_tokens=False)["input_ids"])
+    special = enc["special_tokens_mask"].clone()
+    special[:, 1 : 1 + prefix_len] = 1
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "special_tokens_mask": special}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def dev_metrics(items: Sequence[TrainItem], logits: dict[str, np.ndarray], threshold: float = 0.5) -> dict[str, float]:
+    """Sentiment accuracy, topic and touchpoint micro-F1 and topic polarity accuracy on dev."""
+    metrics: dict[str, float] = {}
+    sent = np.array([it.sentiment for it in items])
+    binary = np.array([it.sentiment_binary for it in items])
+    known = sent >= 0
+    if known.any():
+        s = logits["sentiment"].copy()
+        s[binary, 1] = -1e9
+        metrics["sentiment_acc"] = float((s.argmax(1) == sent)[known].mean())
+    tp = fp = fn = 0
+    for i, it in enumerate(items):
+        p = _sigmoid(logits["topics"][i]) >= threshold
+        m = it.topic_mask
+        tp += int((p & m & (it.topic_target > 0)).sum())
+        fp += int((p & m & (it.topic_target == 0)).sum())
+        fn += int((~p & m & (it.topic_target > 0)).sum())
+        for leaves, target in it.groups:
+            hit = bool(p[list(leaves)].any())
+            tp += int(hit and target > 0)
+            fp += int(hit and target == 0)
+            fn += int(not hit and target > 0)
+    if tp + fp + fn:
+        metrics["topic_f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
+    pol_ok = pol_n = 0
+    for i, it in enumerate(items):
+        for leaves, pol in it.polarity:
+            leaf = leaves[0] if len(leaves) == 1 else leaves[int(logits["topics"][i][list(leaves)].argmax())]
+            pol_ok += int(logits["polarity"][i][leaf].argmax() == pol)
+            pol_n += 1
+    if pol_n:
+        metrics["polarity_acc"] = pol_ok / pol_n
+    tp = fp = fn = 0
+    for i, it in enumerate(items):
+        p = _sigmoid(logits["touchpoints"][i]) >= threshold
+        m = it.tp_mask
+        tp += int((p & m & (it.tp_target > 0)).sum())
+        fp += int((p & m & (it.tp_target == 0)).sum())
+        fn += int((~p & m & (it.tp_target > 0)).sum())
+    if tp + fp + fn:
+        metrics["touchpoint_f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
+    return metrics
+
+
+def selection_score(per_dataset: dict[str, dict[str, float]]) -> float:
+    """Mean over data sets of the mean of their dev metrics: every task and language counts."""
+    means = [float(np.mean(list(m.values()))) for m in per_dataset.values() if m]
+    return float(np.mean(means)) if means else 0.0
+
+
+def fit_temperatures(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) -> dict[str, float]:
+    """Temperature per head that minimises dev negative log-likelihood (a grid; robust on small dev)."""
+    grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 41))
+    temps: dict[str, float] = {}
+    sent = np.array([it.sentiment for it in items])
+    binary = np.array([it.sentiment_binary for it in items])
+    known = sent >= 0
+    if known.any():
+        s = logits["sentiment"].copy()
+        s[binary, 1] = -1e9
+        s, y = s[known], sent[known]
+
+        def nll(t: float) -> float:
+            p = _softmax(s / t)
+            return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+
+        temps["sentiment"] = float(min(grid, key=nll))
+    for head, target_key, mask_key in (("topics", "topic_target", "topic_mask"), ("touchpoints", "tp_target", "tp_mask")):
+        xs, ys = [], []
+        for i, it in enumerate(items):
+            m = getattr(it, mask_key)
+            if m.any():
+                xs.append(logits[head][i][m])
+                ys.append(getattr(it, target_key)[m])
+        if xs:
+            x, y = np.concatenate(xs), np.concatenate(ys)
+
+            def bce(t: float, x=x, y=y) -> float:
+                p = np.clip(_sigmoid(x / t), 1e-7, 1 - 1e-7)
+                return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+            temps[head] = float(min(grid, key=bce))
+    rows, ys = [], []
+    for i, it in enumerate(items):
+        for leaves, pol in it.polarity:
+            leaf = leaves[0] if len(leaves) == 1 else leaves[int(logits["topics"][i][list(leaves)].argmax())]
+            rows.append(logits["polarity"][i][leaf])
+            ys.append(pol)
+    if rows:
+        r, y = np.stack(rows), np.array(ys)
+
+        def pnll(t: float) -> float:
+            p = _softmax(r / t)
+            return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+
+        temps["polarity"] = float(min(grid, key=pnll))
+    return temps

@@ -1,0 +1,76 @@
+"""The masked multi-task loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.targets import TrainItem
+
+
+def batch_targets(items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
+    return {
+        "sentiment": torch.tensor([it.sentiment for it in items], dtype=torch.long),
+        "sentiment_binary": torch.tensor([it.sentiment_binary for it in items], dtype=torch.bool),
+        "topic_target": torch.from_numpy(np.stack([it.topic_target for it in items])),
+        "topic_mask": torch.from_numpy(np.stack([it.topic_mask for it in items])),
+        "tp_target": torch.from_numpy(np.stack([it.tp_target for it in items])),
+        "tp_mask": torch.from_numpy(np.stack([it.tp_mask for it in items])),
+    }
+
+
+def multitask_loss(
+    out: dict[str, torch.Tensor], items: Sequence[TrainItem], weights: dict[str, float] | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum of the losses each item has targets for; returns the total and its parts."""
+    w = {"sentiment": 1.0, "topics": 1.0, "polarity": 1.0, "touchpoints": 1.0, **(weights or {})}
+    t = batch_targets(items)
+    parts: dict[str, torch.Tensor] = {}
+
+    # document sentiment: 3-way, or negative-vs-positive where the source is binary
+    s_logits = out["sentiment"]
+    known = t["sentiment"] >= 0
+    if known.any():
+        logits = s_logits.clone()
+        binary = t["sentiment_binary"] & known
+        logits[binary, 1] = torch.finfo(logits.dtype).min  # neutral is not an option there
+        parts["sentiment"] = F.cross_entropy(logits[known], t["sentiment"][known])
+
+    # topics: leaves with known targets, plus level-1 groups scored by their strongest leaf
+    topic_logits = out["topics"]
+    terms, count = [], 0
+    mask = t["topic_mask"]
+    if mask.any():
+        terms.append(F.binary_cross_entropy_with_logits(topic_logits[mask], t["topic_target"][mask], reduction="sum"))
+        count += int(mask.sum())
+    for b, item in enumerate(items):
+        for leaves, target in item.groups:
+            group_logit = topic_logits[b, list(leaves)].max()
+            terms.append(F.binary_cross_entropy_with_logits(group_logit, torch.tensor(target), reduction="sum"))
+            count += 1
+    if terms:
+        parts["topics"] = torch.stack(terms).sum() / max(count, 1)
+
+    # topic polarity: on the leaf (or the strongest leaf of a group) the label is about
+    pol_logits = out["polarity"]
+    rows, targets = [], []
+    for b, item in enumerate(items):
+        for leaves, pol in item.polarity:
+            leaf = leaves[0] if len(leaves) == 1 else leaves[int(topic_logits[b, list(leaves)].argmax())]
+            rows.append(pol_logits[b, leaf])
+            targets.append(pol)
+    if rows:
+        parts["polarity"] = F.cross_entropy(torch.stack(rows), torch.tensor(targets, dtype=torch.long))
+
+    tp_mask = t["tp_mask"]
+    if tp_mask.any():
+        parts["touchpoints"] = F.binary_cross_entropy_with_logits(out["touchpoints"][tp_mask], t["tp_target"][tp_mask])
+
+    if not parts:
+        zero = s_logits.sum() * 0.0
+        return zero, {}
+    total = sum(w[k] * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}

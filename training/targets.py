@@ -1,0 +1,137 @@
+"""From labelled examples to masked multi-task targets.
+
+Partial labels stay partial: a data set labelled only for sentiment teaches nothing about topics,
+and a topic the data set's scheme cannot express is masked out, not taken as absent. A level-1
+label ("service") is a *group* target: at least one leaf under it is present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.classifier.config import POLARITY_LABELS, SENTIMENT_LABELS
+from models.taxonomy import Taxonomy
+
+SENT_INDEX = {s: i for i, s in enumerate(SENTIMENT_LABELS)}
+POL_INDEX = {p: i for i, p in enumerate(POLARITY_LABELS)}
+
+
+@dataclass(kw_only=True)
+class TrainItem:
+    """One text with every target it has and the masks saying which targets are known."""
+
+    text: str
+    source: str
+    sentiment: int = -1  # index into SENTIMENT_LABELS, -1 unknown
+    sentiment_binary: bool = False  # the source only knows negative/positive
+    topic_target: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    topic_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    groups: list[tuple[tuple[int, ...], float]] = field(default_factory=list)  # level-1 targets
+    polarity: list[tuple[tuple[int, ...], int]] = field(default_factory=list)  # (leaf group, polarity)
+    tp_target: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    tp_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+
+class TargetBuilder:
+    """Turns examples (and taxonomy seed phrases) into :class:`TrainItem` for one label map."""
+
+    def __init__(self, taxonomy: Taxonomy, topic_ids: Sequence[str], touchpoint_ids: Sequence[str]) -> None:
+        self.taxonomy = taxonomy
+        self.topic_ids = tuple(topic_ids)
+        self.topic_index = {t: i for i, t in enumerate(topic_ids)}
+        self.tp_index = {t: i for i, t in enumerate(touchpoint_ids)}
+
+    def _leaves(self, node_id: str) -> tuple[int, ...]:
+        if node_id in self.topic_index:
+            return (self.topic_index[node_id],)
+        try:
+            leaves = self.taxonomy.leaves_under(node_id)
+        except Exception:  # an id outside this taxonomy: nothing to learn from it
+            return ()
+        return tuple(self.topic_index[leaf] for leaf in leaves if leaf in self.topic_index)
+
+    def build(self, example, info, prepared_text: str) -> TrainItem:
+        n_topics, n_tps = len(self.topic_index), len(self.tp_index)
+        item = TrainItem(
+            text=prepared_text,
+            source=example.dataset,
+            topic_target=np.zeros(n_topics, np.float32),
+            topic_mask=np.zeros(n_topics, bool),
+            tp_target=np.zeros(n_tps, np.float32),
+            tp_mask=np.zeros(n_tps, bool),
+        )
+        if example.sentiment in SENT_INDEX:
+            item.sentiment = SENT_INDEX[example.sentiment]
+            item.sentiment_binary = info.name in BINARY_SENTIMENT
+        labelled = example.topic_ids
+        # known negatives: only the topics whose absence the data set's scheme makes informative
+        if example.split not in info.unlabelled_splits:
+            for node in info.closed_topics:
+                leaves = self._leaves(node)
+                if not leaves:
+                    continue
+                hit = node in labelled or any(self._leaf_id(i) in labelled for i in leaves)
+                if len(leaves) == 1:
+                    item.topic_mask[leaves[0]] = True
+                    item.topic_target[leaves[0]] = float(hit)
+                else:
+                    item.groups.append((leaves, float(hit)))
+        for node in labelled:  # positives are known whatever the scheme
+            leaves = self._leaves(node)
+            if len(leaves) == 1:
+                item.topic_mask[leaves[0]] = True
+                item.topic_target[leaves[0]] = 1.0
+            elif leaves and not any(g == leaves for g, _ in item.groups):
+                item.groups.append((leaves, 1.0))
+        for node, pol in example.topic_polarities().items():
+            leaves = self._leaves(node)
+            if leaves and pol in POL_INDEX:
+                item.polarity.append((leaves, POL_INDEX[pol]))
+        if example.touchpoints:
+            # an example whose labels name a stage is taken as not at the set's other stages:
+            # sources name one stage per reason or category, and the seeds alone would be thin
+            for tp in info.touchpoint_space:
+                if tp in self.tp_index:
+                    item.tp_mask[self.tp_index[tp]] = True
+            for tp in example.touchpoints:
+                if tp in self.tp_index:
+                    item.tp_mask[self.tp_index[tp]] = True
+                    item.tp_target[self.tp_index[tp]] = 1.0
+        return item
+
+    def _leaf_id(self, index: int) -> str:
+        return self.topic_ids[index]
+
+    def seed_items(self, prepare) -> Iterable[TrainItem]:
+        """Weak labels from the taxonomy's own seed phrases: a seed shows its node and no other.
+
+        They teach the heads to read node text (the zero-shot path) and fill thin gold labels
+        (Chinese touchpoints). Evaluation never scores against them.
+        """
+        n_topics, n_tps = len(self.topic_index), len(self.tp_index)
+        for topic_id, index in self.topic_index.items():
+            node = self.taxonomy.topic(topic_id)
+            for phrase in (*node.seeds.zh, *node.seeds.en):
+                target = np.zeros(n_topics, np.float32)
+                target[index] = 1.0
+                yield TrainItem(
+                    text=prepare(phrase), source="taxonomy-seeds", topic_target=target,
+                    topic_mask=np.ones(n_topics, bool), tp_target=np.zeros(n_tps, np.float32),
+                    tp_mask=np.zeros(n_tps, bool),
+                )
+        for tp_id, index in self.tp_index.items():
+            node = self.taxonomy.touchpoint(tp_id)
+            for phrase in (*node.seeds.zh, *node.seeds.en):
+                target = np.zeros(n_tps, np.float32)
+                target[index] = 1.0
+                yield TrainItem(
+                    text=prepare(phrase), source="taxonomy-seeds", topic_target=np.zeros(n_topics, np.float32),
+                    topic_mask=np.zeros(n_topics, bool), tp_target=target, tp_mask=np.ones(n_tps, bool),
+                )
+
+
+#: data sets whose sentiment is binary: their loss compares negative with positive only
+BINARY_SENTIMENT = frozenset({"online_shopping_10_cats", "waimai_10k"})

