@@ -65,3 +65,16 @@ class NotFoundError(VerbatimError):
 class ConflictError(VerbatimError):
     code = "conflict"
     http_status = 409
+
+
+class StorageError(VerbatimError):
+    """The database cannot be reached, or its schema is newer than this version of Verbatim."""
+
+    code = "storage_error"
+    http_status = 503
+
+
+class PolicyError(InvalidInputError):
+    """A triage policy file or object is invalid; ``details`` lists every problem with its path."""
+
+    code = "invalid_policy"

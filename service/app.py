@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from service.errors import install_error_handlers
@@ -39,8 +40,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.storage import make_engine, make_session_factory, upgrade_database
+
         app.state.readiness.components["api"] = "ready"
-        yield
+        url = settings.resolved_database_url
+        await anyio.to_thread.run_sync(upgrade_database, url)
+        engine = make_engine(url)
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        app.state.readiness.components["database"] = "ready"
+        try:
+            yield
+        finally:
+            engine.dispose()
 
     app = FastAPI(
         title="Verbatim",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import setup_cmd, serve_cmd
+from service.cli import classify_cmd, keys_cmd, serve_cmd, setup_cmd, train_cmd
 
 app = typer.Typer(
     name="verbatim",
@@ -15,3 +15,6 @@ app = typer.Typer(
 )
 app.command("setup")(setup_cmd.setup)
 app.command("serve")(serve_cmd.serve)
+app.command("classify")(classify_cmd.classify)
+app.command("train")(train_cmd.train)
+app.add_typer(keys_cmd.app, name="keys")

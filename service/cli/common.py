@@ -20,10 +20,10 @@ def exit_on_error() -> Iterator[None]:
     try:
         yield
     except VerbatimError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         details = exc.details
         if isinstance(details, list):
             for item in details[:50]:
-                err_console.print(f"  - {item}", highlight=False)
+                err_console.print(f"  - {item}", highlight=False, soft_wrap=True)
         sys.stderr.flush()
         raise typer.Exit(1) from None

@@ -1,0 +1,1 @@
+"""Word lists and the CEM user dictionary read by nlp.segment (data only)."""

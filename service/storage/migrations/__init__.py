@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically by :func:`service.storage.migrate.upgrade_database`."""
