@@ -1,0 +1,257 @@
+"""Validation of triage policies: every problem, each with its path (and line) in the file.
+
+Problems use the taxonomy's :class:`models.taxonomy.Problem` (path like ``cues.safety.zh[3]``,
+1-based line where the source was YAML text, level error or warning).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from models.taxonomy import Problem, ProblemLevel, Taxonomy
+from models.taxonomy.validate import parse_yaml
+from models.triage.checks import salvage_problems, semantic_problems
+from nlp.errors import PolicyError
+
+if TYPE_CHECKING:
+    from models.triage.policy import TriagePolicy
+
+__all__ = [
+    "PolicySource",
+    "raise_for_problems",
+    "semantic_problems",
+    "taxonomy_problems",
+    "validate_policy",
+]
+
+PolicySource = str | os.PathLike[str] | Mapping[str, Any]
+"""A policy source: a path, YAML text, or an already parsed mapping."""
+
+
+# ----- reading ---------------------------------------------------------------------------------
+def looks_like_path(text: str) -> bool:
+    if "\n" in text or len(text) > 4096:
+        return False
+    if text.endswith((".yaml", ".yml")):
+        return True
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
+
+
+def read_policy_source(source: PolicySource) -> tuple[Any, dict[str, int], list[Problem]]:
+    """Parse a source into (data, line index by path, reading problems)."""
+    if isinstance(source, Mapping):
+        return dict(source), {}, []
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, {}, [Problem(path="", message=f"policy file not found: {path}")]
+        except UnicodeDecodeError as exc:
+            return (
+                None,
+                {},
+                [
+                    Problem(
+                        path="",
+                        message=(
+                            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save the policy "
+                            "as UTF-8 YAML"
+                        ),
+                    )
+                ],
+            )
+        except OSError as exc:
+            return None, {}, [Problem(path="", message=f"cannot read {path}: {exc.strerror}")]
+        return parse_yaml(text)
+    if isinstance(source, str):
+        return parse_yaml(source)
+    return (
+        None,
+        {},
+        [
+            Problem(
+                path="",
+                message=(f"expected a path, YAML text or a mapping; got {type(source).__name__}"),
+            )
+        ],
+    )
+
+
+# ----- the entry point -------------------------------------------------------------------------
+def validate_policy(source: PolicySource, *, taxonomy: Taxonomy | None = None) -> list[Problem]:
+    """Every problem in a policy (errors and warnings), in file order. Empty means valid.
+
+    ``source`` is a path, YAML text or a parsed mapping; line numbers come with YAML text. With a
+    ``taxonomy``, topic ids in the policy must exist in it."""
+    return check_policy_source(source, taxonomy=taxonomy)[1]
+
+
+def check_policy_source(
+    source: PolicySource, *, taxonomy: Taxonomy | None = None
+) -> tuple[TriagePolicy | None, list[Problem]]:
+    """(the policy when it has no error, every problem): :func:`validate_policy` keeping the
+    parsed policy."""
+    from models.triage.policy import TriagePolicy
+
+    data, lines, problems = read_policy_source(source)
+    if data is None:
+        return None, problems or [
+            Problem(
+                path="",
+                message=(
+                    "the policy is empty: expected a mapping with id, version, name, thresholds, "
+                    "sla_hours, cues and negation"
+                ),
+            )
+        ]
+    if not isinstance(data, Mapping):
+        return None, [
+            Problem(
+                path="",
+                line=1,
+                message=(
+                    "a triage policy must be a YAML mapping with keys id, version, name, thresholds, "
+                    f"sla_hours, cues and negation; got a {type(data).__name__}"
+                ),
+            )
+        ]
+    policy = None
+    try:
+        policy = TriagePolicy.model_validate(dict(data), context={"problems": problems})
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(exc, TriagePolicy))
+        problems.extend(salvage_problems(data))  # checks of the sections that did parse
+    if policy is not None and taxonomy is not None:
+        problems.extend(taxonomy_problems(policy, taxonomy))
+    problems = _attach_lines(problems, lines)
+    if any(p.level is ProblemLevel.error for p in problems):
+        policy = None
+    return policy, sorted(problems, key=lambda p: (p.line is None, p.line or 0))
+
+
+def raise_for_problems(problems: Sequence[Problem], *, origin: str = "triage policy") -> None:
+    """Raise :class:`PolicyError` when ``problems`` hold an error (warnings alone pass)."""
+    errors = [p for p in problems if p.level is ProblemLevel.error]
+    if not errors:
+        return
+    shown = "; ".join(str(p) for p in errors[:3])
+    more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
+    noun = "problem" if len(errors) == 1 else "problems"
+    raise PolicyError(
+        f"{origin} is invalid, {len(errors)} {noun}: {shown}{more}",
+        details=[p.as_dict() for p in problems],
+    )
+
+
+# ----- structural problems ---------------------------------------------------------------------
+def _join(loc: Sequence[Any]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue  # a dict key (a category name) or a list index: same model below
+        args = getattr(field.annotation, "__args__", None) or (field.annotation,)
+        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def pydantic_problems(exc: ValidationError, model: type[BaseModel]) -> list[Problem]:
+    """Pydantic errors as problems with file paths and plain messages."""
+    out = []
+    for err in exc.errors():
+        loc, kind = err["loc"], err["type"]
+        field = loc[-1] if loc else ""
+        if kind == "missing":
+            msg = f"missing required field {field!r}"
+        elif kind == "extra_forbidden":
+            allowed = _fields_at(model, loc[:-1])
+            msg = f"unknown field {field!r}" + (
+                f"; allowed here: {', '.join(allowed)}" if allowed else ""
+            )
+        elif kind == "string_too_short":
+            msg = "must not be empty"
+        elif loc == ("version",):
+            msg = f"version must be a positive integer (1, 2, ...); got {_short(err.get('input'))}"
+        else:
+            msg = f"{err['msg'].removeprefix('Value error, ')}; got {_short(err.get('input'))}"
+        out.append(Problem(path=_join(loc), message=msg))
+    return out
+
+
+def _attach_lines(problems: list[Problem], lines: dict[str, int]) -> list[Problem]:
+    out = []
+    for p in problems:
+        if p.line is None and lines:
+            path = p.path
+            while path not in lines and path:
+                cut = max(path.rfind("."), path.rfind("["))
+                path = path[:cut] if cut > 0 else ""
+            p = Problem(path=p.path, message=p.message, level=p.level, line=lines.get(path))
+        out.append(p)
+    return out
+
+
+# ----- taxonomy problems ---------------------------------------------------------------------
+def taxonomy_problems(policy: TriagePolicy, taxonomy: Taxonomy) -> list[Problem]:
+    """Topic ids in the policy that the taxonomy lacks (errors) or has retired (warnings)."""
+    out: list[Problem] = []
+    refs = [(f"topics.severity.{k}", k) for k in policy.topics.severity]
+    refs += [
+        (f"cues.{name}.related_topics[{i}]", tid)
+        for name, cat in policy.cues.items()
+        for i, tid in enumerate(cat.related_topics)
+    ]
+    known = {n.id: n for n in taxonomy.topics}
+    for path, topic_id in refs:
+        node = known.get(topic_id)
+        if node is None:
+            close = difflib.get_close_matches(topic_id, list(known), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            out.append(
+                Problem(
+                    path=path,
+                    message=(
+                        f"unknown topic {topic_id!r} in taxonomy {taxonomy.id!r} "
+                        f"v{taxonomy.version}{hint}"
+                    ),
+                )
+            )
+        elif not node.active:
+            out.append(
+                Problem(
+                    path=path,
+                    level=ProblemLevel.warning,
+                    message=(
+                        f"topic {topic_id!r} is retired in taxonomy {taxonomy.id!r}"
+                        + (f"; use {node.replaced_by!r}" if node.replaced_by else "")
+                    ),
+                )
+            )
+    return out
