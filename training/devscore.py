@@ -26,9 +26,10 @@ def collect(model, items: Sequence[TrainItem], batch_size: int = 64) -> dict[str
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         enc = tokenize(model, [items[i].text for i in idx])
-        res = model(**enc)
+        device = model.topic_protos.device
+        res = model(**{k: v.to(device) for k, v in enc.items()})
         for key in out:
-            out[key][idx] = res[key].float().numpy()
+            out[key][idx] = res[key].float().cpu().numpy()
     model.train(was)
     return out
 

@@ -27,7 +27,8 @@ def multitask_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum of the losses each item has targets for; returns the total and its parts."""
     w = {"sentiment": 1.0, "topics": 1.0, "polarity": 1.0, "touchpoints": 1.0, **(weights or {})}
-    t = batch_targets(items)
+    device = out["sentiment"].device
+    t = {k: v.to(device) for k, v in batch_targets(items).items()}
     parts: dict[str, torch.Tensor] = {}
 
     # document sentiment: 3-way, or negative-vs-positive where the source is binary
@@ -49,7 +50,8 @@ def multitask_loss(
     for b, item in enumerate(items):
         for leaves, target in item.groups:
             group_logit = topic_logits[b, list(leaves)].max()
-            terms.append(F.binary_cross_entropy_with_logits(group_logit, torch.tensor(target), reduction="sum"))
+            terms.append(F.binary_cross_entropy_with_logits(
+                group_logit, torch.tensor(target, device=device, dtype=group_logit.dtype), reduction="sum"))
             count += 1
     if terms:
         parts["topics"] = torch.stack(terms).sum() / max(count, 1)
@@ -63,7 +65,7 @@ def multitask_loss(
             rows.append(pol_logits[b, leaf])
             targets.append(pol)
     if rows:
-        parts["polarity"] = F.cross_entropy(torch.stack(rows), torch.tensor(targets, dtype=torch.long))
+        parts["polarity"] = F.cross_entropy(torch.stack(rows), torch.tensor(targets, dtype=torch.long, device=device))
 
     tp_mask = t["tp_mask"]
     if tp_mask.any():

@@ -92,3 +92,52 @@ class MixtureSampler:
     def load_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self._queues = {n: [list(b) for b in state["queues"].get(n, [])] for n in self.names}
+
+
+def _item_to_json(it: TrainItem) -> dict:
+    return {
+        "t": it.text, "s": it.source, "y": it.sentiment, "b": it.sentiment_binary,
+        "n": len(it.topic_target), "tm": np.flatnonzero(it.topic_mask).tolist(),
+        "tt": np.flatnonzero(it.topic_target).tolist(), "g": [[list(g), v] for g, v in it.groups],
+        "p": [[list(g), v] for g, v in it.polarity], "m": len(it.tp_target),
+        "pm": np.flatnonzero(it.tp_mask).tolist(), "pt": np.flatnonzero(it.tp_target).tolist(),
+    }
+
+
+def _item_from_json(d: dict) -> TrainItem:
+    def dense(n: int, idx: list[int], dtype) -> np.ndarray:
+        a = np.zeros(n, dtype)
+        a[idx] = 1
+        return a
+
+    return TrainItem(
+        text=d["t"], source=d["s"], sentiment=d["y"], sentiment_binary=d["b"],
+        topic_target=dense(d["n"], d["tt"], np.float32), topic_mask=dense(d["n"], d["tm"], bool),
+        groups=[(tuple(g), float(v)) for g, v in d["g"]], polarity=[(tuple(g), int(v)) for g, v in d["p"]],
+        tp_target=dense(d["m"], d["pt"], np.float32), tp_mask=dense(d["m"], d["pm"], bool),
+    )
+
+
+def save_pools(path, train: dict[str, list[TrainItem]], dev: dict[str, list[TrainItem]]) -> None:
+    """Prepared items as gzipped JSON, so training can run where the text pipeline is not installed."""
+    import gzip
+    import json
+
+    payload = {
+        "train": {k: [_item_to_json(i) for i in v] for k, v in train.items()},
+        "dev": {k: [_item_to_json(i) for i in v] for k, v in dev.items()},
+    }
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(payload, fh, ensure_ascii=False)
+
+
+def load_pools(path) -> tuple[dict[str, list[TrainItem]], dict[str, list[TrainItem]]]:
+    import gzip
+    import json
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        payload = json.load(fh)
+    return (
+        {k: [_item_from_json(d) for d in v] for k, v in payload["train"].items()},
+        {k: [_item_from_json(d) for d in v] for k, v in payload["dev"].items()},
+    )

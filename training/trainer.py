@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.devscore import collect, dev_metrics, fit_temperatures, selection_score, tokenize
 from training.loss import multitask_loss
-from training.pools import MixtureSampler, build_pools
+from training.pools import MixtureSampler, build_pools, load_pools
 from training.targets import TargetBuilder
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ def _evaluate(model, dev) -> tuple[dict[str, dict[str, float]], float]:
     return per, selection_score(per)
 
 
-def train(config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, progress: bool = True) -> Path:
+def train(
+    config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, progress: bool = True,
+    device: str = "cpu", pools_file: Path | None = None,
+) -> Path:
     """Train (or resume) a model; the finished model directory is ``output_dir`` itself.
 
     ``output_dir/checkpoint`` holds the latest resumable state and ``output_dir/best`` the best
@@ -84,13 +88,18 @@ def train(config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, 
         ClassifierConfig(name=config.name, version=config.version, max_length=config.max_length,
                          lora_r=config.lora_r, lora_alpha=config.lora_alpha),
     )
-    builder = TargetBuilder(taxonomy, model.config.topic_ids, model.config.touchpoint_ids)
     started = time.perf_counter()
-    train_pools, dev = build_pools(
-        list(config.mixture), builder, _prepare_text, dev_per_dataset=config.dev_per_dataset,
-        max_train=config.max_train_per_dataset, seed=config.seed,
-    )
+    if pools_file is not None:  # prepared elsewhere (a training bundle): no text pipeline needed here
+        train_pools, dev = load_pools(pools_file)
+    else:
+        builder = TargetBuilder(taxonomy, model.config.topic_ids, model.config.touchpoint_ids)
+        train_pools, dev = build_pools(
+            list(config.mixture), builder, _prepare_text, dev_per_dataset=config.dev_per_dataset,
+            max_train=config.max_train_per_dataset, seed=config.seed,
+        )
     log.info("data prepared in %.0f s", time.perf_counter() - started)
+    model.to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
     sampler = MixtureSampler(train_pools, config.mixture, config.batch_size, config.seed)
 
     head_params = [p for p in model.heads.parameters() if p.requires_grad]
@@ -113,9 +122,10 @@ def train(config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, 
     running: dict[str, float] = {}
     while step < config.steps:
         items = sampler.next()
-        enc = tokenize(model, [it.text for it in items])
-        out = model(**enc, node_dropout=config.node_dropout)
-        loss, parts = multitask_loss(out, items, config.loss_weights)
+        enc = {k: v.to(device) for k, v in tokenize(model, [it.text for it in items]).items()}
+        with autocast:
+            out = model(**enc, node_dropout=config.node_dropout)
+            loss, parts = multitask_loss(out, items, config.loss_weights)
         optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()
@@ -139,12 +149,12 @@ def train(config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, 
             save_checkpoint(ckpt_dir, model, optimizer, scheduler, step,
                             {"best_score": best_score, "history": history, "sampler": sampler.state()})
     bar.close()
-    return finalize(output_dir, base_dir=Path(base_dir), dev=dev, config=config, history=history)
+    return finalize(output_dir, base_dir=Path(base_dir), dev=dev, config=config, history=history, device=device)
 
 
-def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, history: list) -> Path:
+def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, history: list, device: str = "cpu") -> Path:
     """Load the best model, fit temperatures on dev, and write the final model directory."""
-    model = CemClassifier.from_pretrained(output_dir / "best", base_dir=base_dir)
+    model = CemClassifier.from_pretrained(output_dir / "best", base_dir=base_dir).to(device)
     all_dev = [it for items in dev.values() for it in items]
     logits = collect(model, all_dev)
     temps = {**model.config.temperatures, **fit_temperatures(all_dev, logits)}
@@ -160,6 +170,6 @@ def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, hist
         target = output_dir / name
         if target.is_dir():
             shutil.rmtree(target)
-    model.save_pretrained(output_dir)
+    model.to("cpu").save_pretrained(output_dir)
     log.info("model written to %s", output_dir)
     return output_dir

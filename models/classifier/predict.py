@@ -57,6 +57,10 @@ class Classifier:
     def load(cls, model_dir: Path | str, *, base_dir: Path | str, quantize: bool = True, **kwargs: Any) -> Classifier:
         """Load a model directory; ``quantize`` merges the adapters and uses int8 linear kernels."""
         model = CemClassifier.from_pretrained(model_dir, base_dir=base_dir)
+        if "triage" not in kwargs:
+            from models.triage import Triage
+
+            kwargs["triage"] = Triage(taxonomy=model.taxonomy)
         if hasattr(model.encoder, "merge_and_unload"):
             model.encoder = model.encoder.merge_and_unload()
         if quantize:
