@@ -78,3 +78,18 @@ class PolicyError(InvalidInputError):
     """A triage policy file or object is invalid; ``details`` lists every problem with its path."""
 
     code = "invalid_policy"
+
+
+class UnavailableError(VerbatimError):
+    """The service cannot take the work now (model still loading, queue full, shutting down).
+
+    ``retry_after`` (seconds) says when trying again makes sense; the HTTP layer sends it as
+    ``Retry-After``.
+    """
+
+    code = "unavailable"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after

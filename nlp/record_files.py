@@ -177,7 +177,10 @@ def _csv_rows(text: str, name: str) -> list[Row]:
     first = text.lstrip("\ufeff").split("\n", 1)[0]
     delimiter = ","
     for candidate in (",", "\t", ";"):
-        cells = next(csv.reader([first], delimiter=candidate), [])
+        try:
+            cells = next(csv.reader([first], delimiter=candidate), [])
+        except csv.Error as exc:
+            raise InvalidFileError(f"{name} is not valid CSV: {exc}") from exc
         if {"id", "text"} <= {c.strip().lower() for c in cells}:
             delimiter = candidate
             break

@@ -9,7 +9,9 @@ from fastapi import Depends, Request, Security
 from sqlalchemy.orm import Session
 
 from service.auth import get_principal, require_scope
+from service.batching import MicroBatcher
 from service.observability import Metrics
+from service.ratelimit import TokenBucketLimiter
 from service.settings import Settings
 from service.storage.keys import Principal, Scope
 
@@ -27,6 +29,21 @@ def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.session_factory() as session:
         yield session
 
+
+# -- classification serving (service/batching.py, service/ratelimit.py) --
+def get_batcher(request: Request) -> MicroBatcher:
+    """The app's micro-batcher: ``await batcher.classify(items)`` (503s while the model loads)."""
+    return request.app.state.batcher
+
+
+def get_rate_limiter(request: Request) -> TokenBucketLimiter:
+    """Per-key token buckets: ``limiter.charge(principal.key_id, cost)`` raises a 429."""
+    return request.app.state.rate_limiter
+
+
+BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+RateLimiterDep = Annotated[TokenBucketLimiter, Depends(get_rate_limiter)]
+# -- end classification serving --
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

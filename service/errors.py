@@ -29,6 +29,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "rate_limited",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -54,7 +55,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(VerbatimError)
     async def _verbatim(request: Request, exc: VerbatimError) -> JSONResponse:
-        return _json(exc.http_status, exc.code, exc.message, exc.details)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(int(retry_after))} if retry_after else None
+        return _json(exc.http_status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

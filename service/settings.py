@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = 20 * 1024 * 1024
     max_items: int = 256
     max_text_chars: int = 10_000
+    # classification serving (service/batching.py, service/ratelimit.py)
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=0,
+        description="Per API key: items classified (or requests, on other limited routes) per minute; "
+        "a token bucket holding one minute's worth. 0 turns the limit off.",
+    )
+    classify_max_batch: int = Field(default=64, ge=1, description="Most items in one model call.")
+    classify_max_wait_ms: float = Field(
+        default=5.0, ge=0, description="Longest wait for more items to fill a batch."
+    )
+    classify_max_queue: int = Field(
+        default=4096, ge=1, description="Items waiting for the model before new requests get 503."
+    )
     log_level: str = "INFO"
 
     @cached_property

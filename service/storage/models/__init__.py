@@ -6,6 +6,26 @@ A new resource adds its module here and an Alembic migration under ``storage/mig
 from __future__ import annotations
 
 from service.storage.models.api_keys import ApiKey
+from service.storage.models.datasets import (
+    Dataset,
+    DatasetRecord,
+    DatasetStatus,
+    LabelKind,
+    RecordLabel,
+    RecordRejection,
+)
+from service.storage.models.jobs import Job, JobState
 from service.storage.models.tenants import Tenant
 
-__all__ = ["ApiKey", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Dataset",
+    "DatasetRecord",
+    "DatasetStatus",
+    "Job",
+    "JobState",
+    "LabelKind",
+    "RecordLabel",
+    "RecordRejection",
+    "Tenant",
+]
