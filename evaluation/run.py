@@ -1,0 +1,112 @@
+"""``run_evaluation``: every suite, one results dict, ``REPORT.md`` and ``results.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evaluation.suite import PEER_NAMES, TFIDF, Context, PredictFn
+
+log = logging.getLogger(__name__)
+
+SUITES = ("sentiment", "topics", "touchpoints", "evidence", "recipe")
+
+
+def run_evaluation(
+    *,
+    predict_fn: PredictFn | None = None,
+    out_dir: Path | str = Path("evaluation"),
+    quick: bool = False,
+    data_dir: Path | str | None = None,
+    model_name: str | None = None,
+    recipe_train_fn: Any = None,
+    peers: Sequence[str] = PEER_NAMES,
+    suites: Sequence[str] = SUITES,
+    encoder: Any = None,
+    seed: int = 0,
+    quick_test: int = 200,
+    quick_train: int = 2000,
+    embed_max_train: int | None = 8_000,
+    embed_max_dev: int | None = 1_000,
+    c_grid: Sequence[float] = (0.5, 2.0, 8.0),
+    target_notes: dict[str, str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score our model (``predict_fn``) and the peers on every test split; write the report.
+
+    ``predict_fn(texts: list[str]) -> list[dict]`` returns one contract record per text (see
+    :mod:`evaluation.scoring`); ``None`` runs the peers only and the report says so.
+    ``recipe_train_fn(task) -> predictor`` trains our architecture on a recipe benchmark (see
+    :mod:`evaluation.recipe`). ``encoder`` (with ``encode(texts, prefix=...)``) serves the frozen
+    embedding peer; by default the base encoder is built/loaded under ``$VERBATIM_HOME``.
+    ``quick`` subsamples train and test splits with ``seed`` (for tests). ``target_notes`` maps a
+    data set or recipe benchmark name to a sentence saying why its target was missed. Writes
+    ``out_dir/REPORT.md`` and ``out_dir/results.json`` and returns the results dict.
+    """
+    from tqdm.auto import tqdm
+
+    from evaluation import product, recipe
+    from evaluation.report import render
+
+    unknown = set(suites) - set(SUITES) | set(peers) - set(PEER_NAMES)
+    if unknown:
+        from nlp.errors import InvalidInputError
+
+        raise InvalidInputError(f"unknown suites or peers: {sorted(unknown)}; suites are "
+                                f"{list(SUITES)}, peers {list(PEER_NAMES)}")
+    ctx = Context(data_dir=data_dir, quick=quick, quick_test=quick_test, quick_train=quick_train,
+                  seed=seed, predict_fn=predict_fn, peers=tuple(peers), encoder=encoder,
+                  embed_max_train=embed_max_train, embed_max_dev=embed_max_dev, c_grid=tuple(c_grid))
+    runners = {
+        "sentiment": product.run_sentiment,
+        "topics": product.run_topics,
+        "touchpoints": product.run_touchpoints,
+        "evidence": product.run_evidence,
+        "recipe": lambda c: recipe.run_recipe_benchmarks(recipe_train_fn, ctx=c),
+    }
+    results: dict[str, Any] = {}
+    for name in tqdm([s for s in SUITES if s in suites], desc="evaluation", disable=not progress):
+        log.info("suite %s", name)
+        results[name] = runners[name](ctx)
+    if TFIDF in ctx.peers:
+        ctx.note("TF-IDF word 1–2-grams use the project's segmenter (nlp.segment.Segmenter, stop "
+                 "words kept: negations carry sentiment); character n-grams are char_wb 1–4; at "
+                 "most 200,000 features in all.")
+    ctx.note("Data sets without a dev split (semeval2014/2016, banking77, chinese_absa_products, "
+             "zhijiang) use a seeded 10% of train as dev; zhijiang's released dev split is its "
+             "test because its test labels were never released.")
+    results["meta"] = {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "ours_evaluated": predict_fn is not None, "model": model_name,
+        "recipe_trained": recipe_train_fn is not None,
+        "quick": quick, "quick_test": quick_test, "quick_train": quick_train, "seed": seed,
+        "peers": list(ctx.peers), "c_grid": list(c_grid), "suites": list(suites),
+        "python": platform.python_version(), "notes": ctx.notes,
+        "target_notes": dict(target_notes or {}),
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(_clean(results), ensure_ascii=False, indent=1),
+                                      encoding="utf-8")
+    (out / "REPORT.md").write_text(render(results), encoding="utf-8")
+    log.info("wrote %s and %s", out / "REPORT.md", out / "results.json")
+    return results
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy: NaN becomes null, numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, str):
+        x = x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
