@@ -55,6 +55,10 @@ class RecipeTask:
     description: str = ""
 
 
+class RecipeNotRun(Exception):
+    """Raised by a ``train_fn`` that could not train this task in this run; the report says why."""
+
+
 class RecipePredictor(Protocol):
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]: ...
 
@@ -238,8 +242,13 @@ def run_recipe_benchmarks(train_fn: TrainFn | None = None, *, ctx: Context | Non
     for task in tasks:
         preds: dict[str, Any] = {}
         for name, fn in trainers.items():
-            with Timer() as fit_t:
-                predictor = fn(task)
+            try:
+                with Timer() as fit_t:
+                    predictor = fn(task)
+            except RecipeNotRun as exc:
+                preds[name] = {"not_run": str(exc)}
+                log.info("recipe %s %s not run: %s", task.name, name, exc)
+                continue
             preds[name] = score_task(task, predictor) | {"fit_seconds": fit_t.seconds}
             log.info("recipe %s %s: %s", task.name, name,
                      {k: v for k, v in preds[name].items() if isinstance(v, float)})
@@ -250,5 +259,5 @@ def run_recipe_benchmarks(train_fn: TrainFn | None = None, *, ctx: Context | Non
     return out
 
 
-__all__ = ["RecipeExample", "RecipePredictor", "RecipeTask", "TrainFn", "few_shot",
+__all__ = ["RecipeExample", "RecipeNotRun", "RecipePredictor", "RecipeTask", "TrainFn", "few_shot",
            "peer_train_fn", "prepare_tasks", "run_recipe_benchmarks", "score_task"]

@@ -155,6 +155,9 @@ def _recipe_section(recipe: dict[str, Any], why: dict[str, str]) -> list[str]:
     rows = []
     for name, b in recipe.items():
         for key, p in b["predictors"].items():
+            if "not_run" in p:
+                rows.append([name, _name(key), f"{b['n_train']}/{b['n_test']}", f"not run: {p['not_run']}", "", ""])
+                continue
             if b["kind"] == "intent":
                 metric = f"accuracy {_ci(p)}; macro-F1 {pct(p['macro_f1'])}"
                 anchor = b["anchors"].get("accuracy", "")

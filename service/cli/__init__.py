@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import classify_cmd, keys_cmd, serve_cmd, setup_cmd, train_cmd
+from service.cli import classify_cmd, eval_cmd, keys_cmd, serve_cmd, setup_cmd, train_cmd
 
 app = typer.Typer(
     name="verbatim",
@@ -17,4 +17,5 @@ app.command("setup")(setup_cmd.setup)
 app.command("serve")(serve_cmd.serve)
 app.command("classify")(classify_cmd.classify)
 app.command("train")(train_cmd.train)
+app.command("eval")(eval_cmd.evaluate)
 app.add_typer(keys_cmd.app, name="keys")

@@ -1,0 +1,39 @@
+"""``verbatim eval``: regenerate the evaluation report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from service.cli.common import err_console, exit_on_error
+from service.settings import Settings
+
+
+def evaluate(
+    out: Path = typer.Option(Path("evaluation"), help="Folder for REPORT.md and results.json."),
+    model: Path = typer.Option(None, help="Model directory (default: VERBATIM_MODEL or the shipped default model)."),
+    peers_only: bool = typer.Option(False, help="Score the peers only."),
+    quick: bool = typer.Option(False, help="Seeded subsamples of every split (minutes, for a smoke check)."),
+    train_recipes: bool = typer.Option(False, help="Train recipe benchmarks that have no stored run, here (slow on CPU)."),
+) -> None:
+    """Score the model and its peers on every public test split; write the report."""
+    import logging
+
+    from evaluation import run_evaluation
+    from evaluation.ours import classifier_predict_fn, recipe_train_fn
+    from models.encoder import ensure_base_encoder
+    from service.models import load_classifier
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings()
+    with exit_on_error():
+        base = ensure_base_encoder(settings.home)
+        predict_fn, name, train_fn = None, None, None
+        if not peers_only:
+            classifier = load_classifier(settings, model)
+            predict_fn, name = classifier_predict_fn(classifier), classifier.model_id
+            train_fn = recipe_train_fn(base_dir=base, train_here=train_recipes, work_dir=settings.home / "recipes")
+        run_evaluation(predict_fn=predict_fn, out_dir=out, quick=quick, data_dir=settings.data,
+                       model_name=name, recipe_train_fn=train_fn)
+        err_console.print(f"wrote {out / 'REPORT.md'} and {out / 'results.json'}")
