@@ -52,7 +52,8 @@ def write_bundle(
     out_dir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig.from_yaml(config_path)
     taxonomy = load_taxonomy(config.taxonomy) if config.taxonomy else default_taxonomy()
-    builder = TargetBuilder(taxonomy, taxonomy.leaf_ids, taxonomy.touchpoint_ids)
+    builder = TargetBuilder(taxonomy, taxonomy.leaf_ids, taxonomy.touchpoint_ids,
+                            assume_closed=config.assume_closed)
     train, dev = build_pools(
         list(config.mixture), builder, _prepare_text, dev_per_dataset=config.dev_per_dataset,
         max_train=config.max_train_per_dataset, seed=config.seed,

@@ -34,6 +34,8 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     mixture: dict[str, float] = field(default_factory=dict)
+    # data sets whose topic space is taken as exhaustive for labelled examples (see TargetBuilder)
+    assume_closed: tuple[str, ...] = ()
     loss_weights: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +54,8 @@ class TrainConfig:
                 f"Unknown setting(s) in {path}: {', '.join(unknown)}. Known settings: {', '.join(sorted(known))}."
             )
         try:
+            if "assume_closed" in data:
+                data["assume_closed"] = tuple(data["assume_closed"] or ())
             config = cls(**data)
         except TypeError as exc:
             raise InvalidInputError(f"Invalid training config {path}: {exc}") from exc

@@ -22,7 +22,8 @@ import numpy as np
 
 from training.targets import POL_INDEX, TrainItem
 
-RECIPE_STEPS = {"aspect_category": 1500, "intent": 2000}
+RECIPE_EPOCHS = 4
+RECIPE_MAX_STEPS = 1500
 
 
 def _slug(label: str) -> str:
@@ -78,8 +79,8 @@ def task_items(task, examples, prepare) -> list[TrainItem]:
 
 
 def task_config(task, base):
-    """The default training config with the benchmark's own data and a step budget for its size."""
-    steps = RECIPE_STEPS[task.kind]
+    """The default training config with the benchmark's own data: about four epochs, at most 1,500 steps."""
+    steps = int(min(RECIPE_MAX_STEPS, max(50, RECIPE_EPOCHS * len(task.train) / base.batch_size)))
     return dataclasses.replace(
         base, name=f"recipe-{task.name}", steps=steps, warmup_steps=min(100, steps // 10),
         eval_every=max(100, steps // 5), checkpoint_every=max(100, steps // 5), mixture={task.name: 1.0},

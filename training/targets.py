@@ -38,8 +38,15 @@ class TrainItem:
 class TargetBuilder:
     """Turns examples (and taxonomy seed phrases) into :class:`TrainItem` for one label map."""
 
-    def __init__(self, taxonomy: Taxonomy, topic_ids: Sequence[str], touchpoint_ids: Sequence[str]) -> None:
+    def __init__(
+        self, taxonomy: Taxonomy, topic_ids: Sequence[str], touchpoint_ids: Sequence[str],
+        *, assume_closed: Sequence[str] = (),
+    ) -> None:
+        """``assume_closed`` names data sets whose whole topic space is taken as exhaustive for
+        examples that carry a topic label (a training choice, e.g. single-reason tweets), where
+        the data set itself does not promise it; evaluation never uses this."""
         self.taxonomy = taxonomy
+        self.assume_closed = frozenset(assume_closed)
         self.topic_ids = tuple(topic_ids)
         self.topic_index = {t: i for i, t in enumerate(topic_ids)}
         self.tp_index = {t: i for i, t in enumerate(touchpoint_ids)}
@@ -68,8 +75,11 @@ class TargetBuilder:
             item.sentiment_binary = info.name in BINARY_SENTIMENT
         labelled = example.topic_ids
         # known negatives: only the topics whose absence the data set's scheme makes informative
+        closed = info.closed_topics
+        if info.name in self.assume_closed and labelled:
+            closed = closed | info.topic_space
         if example.split not in info.unlabelled_splits:
-            for node in info.closed_topics:
+            for node in closed:
                 leaves = self._leaves(node)
                 if not leaves:
                     continue
