@@ -202,7 +202,7 @@ def test_token_bucket_refills_at_the_configured_rate() -> None:
 
 def test_a_model_crash_is_a_500_whose_log_holds_no_verbatim(api: Service, caplog) -> None:
     with caplog.at_level("DEBUG", logger="verbatim"):
-        error = error_of(api.post({"items": [{"id": "x", "text": CRASHER}]}), 500, "error")
+        error = error_of(api.post({"items": [{"id": "x", "text": CRASHER}]}), 500, "internal_error")
     assert "request id" in error["message"].lower() or "x-request-id" in error["message"].lower()
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "RuntimeError" in logged  # what failed is logged...
