@@ -6,21 +6,25 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
 
 from service.batching import ClassifierLike, MicroBatcher
+from service.cases import team_counts
 from service.errors import install_error_handlers
 from service.jobs import JobRunnerConfig, build_job_runner
 from service.limits import BodySizeLimitMiddleware
 from service.observability import Metrics, RequestContextMiddleware
 from service.ratelimit import TokenBucketLimiter
+from service.routes import cases as case_routes
 from service.routes import classify as classify_routes
 from service.routes import datasets as dataset_routes
 from service.routes import health
 from service.routes import jobs as job_routes
+from service.routes import taxonomies as taxonomy_routes
 from service.settings import Settings
 
 log = logging.getLogger("verbatim.service")
@@ -80,6 +84,7 @@ def create_app(
         engine = make_engine(url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        metrics.track_cases(partial(team_counts, app.state.session_factory))  # issue 7 gauges
         app.state.readiness.components["database"] = "ready"
         runner = build_job_runner(app.state, jobs)
         await anyio.to_thread.run_sync(runner.start)  # resumes jobs a stopped server left
@@ -111,4 +116,6 @@ def create_app(
     app.include_router(classify_routes.router)
     app.include_router(dataset_routes.router)
     app.include_router(job_routes.router)
+    app.include_router(case_routes.router)
+    app.include_router(taxonomy_routes.router)
     return app

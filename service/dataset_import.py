@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from nlp.errors import DataUnavailableError, InvalidFileError, UnavailableError, VerbatimError
 from nlp.records import Record, read_records
+from service.cases import CaseSettings, open_cases_for_records
 from service.datasets import IMPORT_KIND, counts_of, upload_dir
 from service.jobs import JobCancelled, JobContext, JobInterrupted
 from service.storage.models import (
@@ -80,10 +81,12 @@ class DatasetImportHandler:
         home: Path,
         classifier: Callable[[], Any | None],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        cases: CaseSettings | None = None,
     ) -> None:
         self.home = home
         self.classifier = classifier
         self.batch_size = batch_size
+        self.cases = cases or CaseSettings()  # issue 7: when records become cases
 
     def ready(self) -> bool:
         return self.classifier() is not None
@@ -160,6 +163,8 @@ class DatasetImportHandler:
                 with ctx.session_factory.begin() as session:  # one batch, one transaction
                     ctx.checkpoint(session)
                     inserted = _store(session, rows, rejections)
+                    # issue 7: urgent records open or join support cases, in this same transaction
+                    open_cases_for_records(session, ctx.tenant_id, rows, self.cases)
                     stored += inserted
                     dropped += len(rejections)
                     counts = counts_of(

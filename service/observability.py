@@ -10,9 +10,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("verbatim.access")
@@ -44,6 +48,43 @@ class Metrics:
             "verbatim_model_info", "The model version served (value 1)", ["version"], registry=r
         )
         self.jobs = Gauge("verbatim_jobs", "Jobs by state", ["state"], registry=r)
+        self._cases: _CaseGauges | None = None
+
+    def track_cases(self, counts: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        """Publish ``verbatim_cases_open{team}`` and ``verbatim_cases_sla_breached{team}``,
+        read from ``counts()`` (team, active cases, past due) each time /metrics is scraped."""
+        if self._cases is None:
+            self._cases = _CaseGauges()
+            self.registry.register(self._cases)
+        self._cases.counts = counts
+
+
+class _CaseGauges(Collector):
+    """Case gauges computed at scrape time (one GROUP BY), so SLA breaches need no timer."""
+
+    def __init__(self) -> None:
+        self.counts: Callable[[], Iterable[tuple[str, int, int]]] | None = None
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily("verbatim_cases_open", "Active support cases by team", labels=["team"]),
+                GaugeMetricFamily("verbatim_cases_sla_breached", "Active cases past due by team", labels=["team"])]
+
+    def collect(self) -> Iterator[Metric]:
+        open_ = GaugeMetricFamily("verbatim_cases_open", "Active support cases by team", labels=["team"])
+        late = GaugeMetricFamily(
+            "verbatim_cases_sla_breached", "Active cases past due by team", labels=["team"]
+        )
+        if self.counts is not None:
+            try:
+                rows = list(self.counts())
+            except SQLAlchemyError:  # the database is unreachable: the scrape still answers
+                access_log.warning("case gauges skipped: the database cannot be read", exc_info=True)
+                rows = []
+            for team, active, breached in rows:
+                open_.add_metric([team], active)
+                late.add_metric([team], breached)
+        yield open_
+        yield late
 
 
 class JsonFormatter(logging.Formatter):

@@ -80,5 +80,8 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> dict[str, A
         name, field = key.split("::")
         optimizer.state[params[name]][field] = tensor
     scheduler.load_state_dict(meta["scheduler"])
+    # load_state_dict restores the schedule's position but not the learning rates it last set
+    for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+        group["lr"] = lr
     torch.set_rng_state(load_file(str(directory / "rng.safetensors"))["torch_rng"])
     return meta

@@ -92,11 +92,11 @@ class ClassifierConfig:
             raise ModelError(f"{path} must hold a JSON object; the model directory is corrupt.")
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for key in ("lora_targets", "sentiment_labels", "topic_ids", "touchpoint_ids",
-                    "trained_topic_ids", "trained_touchpoint_ids"):
-            if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
         try:
+            for key in ("lora_targets", "sentiment_labels", "topic_ids", "touchpoint_ids",
+                        "trained_topic_ids", "trained_touchpoint_ids"):
+                if key in kwargs:
+                    kwargs[key] = tuple(kwargs[key])
             return cls(**kwargs)
         except TypeError as exc:
             raise ModelError(f"{path} does not describe a Verbatim classifier: {exc}") from exc

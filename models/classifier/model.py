@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from models.classifier.config import ClassifierConfig
@@ -70,14 +71,15 @@ class CemClassifier(torch.nn.Module):
         """A fresh model around the base encoder, ready to train."""
         from peft import LoraConfig, get_peft_model
 
+        tokenizer, encoder = _load_base(Path(base_dir))
         config = (config or ClassifierConfig()).with_(
+            hidden_size=int(encoder.config.hidden_size),  # the heads are sized by the encoder they sit on
             topic_ids=taxonomy.leaf_ids,
             touchpoint_ids=taxonomy.touchpoint_ids,
             taxonomy_id=taxonomy.id,
             taxonomy_version=str(taxonomy.version),
             taxonomy_hash=taxonomy.content_hash(),
         )
-        tokenizer, encoder = _load_base(Path(base_dir))
         lora = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
@@ -106,10 +108,15 @@ class CemClassifier(torch.nn.Module):
                 f"(hash {taxonomy.content_hash()[:12]} vs {config.taxonomy_hash[:12]}). Restore taxonomy.yaml or retrain."
             )
         tokenizer, encoder = _load_base(Path(base_dir))
+        if int(encoder.config.hidden_size) != config.hidden_size:
+            raise ModelError(
+                f"{directory} was trained on a base encoder with hidden size {config.hidden_size}, but the one at "
+                f"{base_dir} has {encoder.config.hidden_size}. Use the base it was trained on ({config.base_model})."
+            )
         try:
             encoder = PeftModel.from_pretrained(encoder, str(directory / "adapter"))
             state = load_file(str(directory / "heads.safetensors"))
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelError(f"Cannot read the weights in {directory}: {exc}. Retrain or restore the model directory.") from exc
         model = cls(config, tokenizer, encoder, taxonomy)
         protos = {k: state.pop(k) for k in ("topic_protos", "touchpoint_protos")}

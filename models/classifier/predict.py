@@ -54,8 +54,13 @@ class Classifier:
         self._prefix_tokens = len(model.tokenizer(model.config.text_prefix, add_special_tokens=False)["input_ids"])
 
     @classmethod
-    def load(cls, model_dir: Path | str, *, base_dir: Path | str, quantize: bool = True, **kwargs: Any) -> Classifier:
-        """Load a model directory; ``quantize`` merges the adapters and uses int8 linear kernels."""
+    def load(cls, model_dir: Path | str, *, base_dir: Path | str, quantize: bool = False, **kwargs: Any) -> Classifier:
+        """Load a model directory and merge its adapters into the encoder.
+
+        ``quantize`` swaps the linear layers for int8 dynamic-quantisation kernels: about twice the
+        speed, but the activation scale is computed over the whole batch, so a text's scores then
+        depend on which other texts share its batch. The service and the command line keep fp32.
+        """
         model = CemClassifier.from_pretrained(model_dir, base_dir=base_dir)
         if "triage" not in kwargs:
             from models.triage import Triage

@@ -25,6 +25,7 @@ from models.triage.policy import (
     Priority,
     TriagePolicy,
 )
+from models.triage.routing import Route, Router, RoutingRules, primary_topic, routing_problems
 from models.triage.validate import validate_policy
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "CueHit",
     "CueMatcher",
     "Priority",
+    "Route",
+    "Router",
+    "RoutingRules",
     "Signal",
     "Triage",
     "TriagePolicy",
@@ -42,5 +46,7 @@ __all__ = [
     "load_policy",
     "ordinal",
     "policy_to_dict",
+    "primary_topic",
+    "routing_problems",
     "validate_policy",
 ]

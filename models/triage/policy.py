@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from models.taxonomy import Severity
+from models.triage.routing import RoutingRules
 
 __all__ = [
     "PRIORITIES",
@@ -259,6 +260,8 @@ class TriagePolicy(_Frozen):
     channels: ChannelRules = Field(default_factory=ChannelRules)
     cues: dict[str, CueCategory]
     negation: Negation
+    routing: RoutingRules = Field(default_factory=RoutingRules)
+    """Team queues for cases (``models.triage.routing``); not used for the priority."""
 
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> TriagePolicy:

@@ -254,4 +254,7 @@ def taxonomy_problems(policy: TriagePolicy, taxonomy: Taxonomy) -> list[Problem]
                     ),
                 )
             )
+    from models.triage.routing import routing_problems
+
+    out.extend(routing_problems(policy.routing, taxonomy))
     return out

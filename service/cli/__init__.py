@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import classify_cmd, eval_cmd, keys_cmd, serve_cmd, setup_cmd, train_cmd
+from service.cli import (
+    classify_cmd,
+    eval_cmd,
+    keys_cmd,
+    serve_cmd,
+    setup_cmd,
+    taxonomy_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="verbatim",
@@ -19,3 +27,4 @@ app.command("classify")(classify_cmd.classify)
 app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.evaluate)
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(taxonomy_cmd.app, name="taxonomy")

@@ -6,6 +6,7 @@ A new resource adds its module here and an Alembic migration under ``storage/mig
 from __future__ import annotations
 
 from service.storage.models.api_keys import ApiKey
+from service.storage.models.cases import Case, CaseAudit, CaseRecord, CaseStatus
 from service.storage.models.datasets import (
     Dataset,
     DatasetRecord,
@@ -15,10 +16,15 @@ from service.storage.models.datasets import (
     RecordRejection,
 )
 from service.storage.models.jobs import Job, JobState
+from service.storage.models.taxonomies import TaxonomyVersion, TenantTaxonomy
 from service.storage.models.tenants import Tenant
 
 __all__ = [
     "ApiKey",
+    "Case",
+    "CaseAudit",
+    "CaseRecord",
+    "CaseStatus",
     "Dataset",
     "DatasetRecord",
     "DatasetStatus",
@@ -27,5 +33,7 @@ __all__ = [
     "LabelKind",
     "RecordLabel",
     "RecordRejection",
+    "TaxonomyVersion",
     "Tenant",
+    "TenantTaxonomy",
 ]

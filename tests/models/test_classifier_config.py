@@ -1,0 +1,68 @@
+"""ClassifierConfig: config.json round trip and clear errors for directories that are not models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.classifier import default_model_dir
+from models.classifier.config import ClassifierConfig
+from nlp.errors import ModelError
+
+
+def test_config_survives_a_round_trip_with_its_label_maps(tmp_path):
+    config = ClassifierConfig(
+        version="1.2.3", hidden_size=32, head_dim=16, topic_ids=("product.quality", "delivery.timeliness"),
+        touchpoint_ids=("fulfil",), trained_topic_ids=("product.quality",), taxonomy_hash="ab" * 32,
+        temperatures={"sentiment": 1.3, "topics": 0.8, "touchpoints": 1.0, "polarity": 1.1},
+        metrics={"dev": {"waimai_10k": {"sentiment_acc": 0.9}}}, training={"config": {"steps": 20}},
+    )
+    config.save(tmp_path)
+    loaded = ClassifierConfig.load(tmp_path)
+    assert loaded == config
+    assert isinstance(loaded.topic_ids, tuple) and isinstance(loaded.lora_targets, tuple)
+    assert loaded.model_id == "verbatim-cem@1.2.3"
+
+
+def test_unknown_keys_from_a_newer_version_are_ignored(tmp_path):
+    data = {**ClassifierConfig(version="9.0.0").to_dict(), "some_future_field": [1, 2]}
+    (tmp_path / "config.json").write_text(json.dumps(data), encoding="utf-8")
+    assert ClassifierConfig.load(tmp_path).version == "9.0.0"
+
+
+def test_a_directory_without_config_json_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError) as err:
+        ClassifierConfig.load(tmp_path)
+    assert "config.json" in err.value.message and "verbatim train" in err.value.message
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2, 3]", "JSON object"),
+    (b"\xff\xfe\x00garbage", "not valid JSON"),
+    ('{"hidden_size": 32, "topic_ids": 5}', "not describe"),
+])
+def test_a_corrupt_config_json_is_a_model_error(tmp_path, content, words):
+    path = tmp_path / "config.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ModelError) as err:
+        ClassifierConfig.load(tmp_path)
+    assert words in err.value.message
+
+
+def test_the_shipped_default_model_config_describes_the_default_taxonomy():
+    from models.taxonomy import default_taxonomy
+
+    directory = default_model_dir()
+    if not (directory / "config.json").is_file():
+        pytest.fail(f"the default model is missing from {directory}")
+    config = ClassifierConfig.load(directory)
+    tax = default_taxonomy()
+    assert config.model_id == "verbatim-cem@0.1.0"
+    assert config.topic_ids == tax.leaf_ids and config.touchpoint_ids == tax.touchpoint_ids
+    assert config.taxonomy_hash == tax.content_hash()
+    assert all(0.4 <= t <= 4.0 for t in config.temperatures.values())

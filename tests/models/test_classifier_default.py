@@ -1,0 +1,94 @@
+"""Real-model tier: the shipped default model on the real base encoder, as users get it.
+
+Assertions are what any reader of these reviews expects; they are not tuned to the model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from models.classifier import default_model_dir
+from models.taxonomy import default_taxonomy
+
+pytestmark = pytest.mark.slow
+
+ZH_NEGATIVE = "质量太差了，用了两天就坏了，再也不买了"
+EN_POSITIVE = "Absolutely love it, great quality and fast shipping!"
+DIRTY_ROOM = "The room was dirty"
+PRIORITY = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+
+
+@pytest.fixture(scope="module")
+def classifier(base_encoder_dir):
+    from models.classifier.predict import Classifier
+
+    if not (default_model_dir() / "config.json").is_file():
+        pytest.fail(f"the default model is missing from {default_model_dir()}")
+    return Classifier.load(default_model_dir(), base_dir=base_encoder_dir)
+
+
+def one(classifier, text: str) -> dict:
+    (res,) = classifier.classify([{"id": "r", "text": text}])
+    return res
+
+
+def test_a_clearly_negative_chinese_review_is_negative(classifier):
+    res = one(classifier, ZH_NEGATIVE)
+    assert res["lang"] == "zh" and res["model"] == "verbatim-cem@0.1.0"
+    assert res["sentiment"]["label"] == "negative" and res["sentiment"]["score"] < -0.5
+    assert res["triage"]["priority"] in ("P1", "P2") and any("再也不" in r for r in res["triage"]["reasons"])
+
+
+def test_a_clearly_positive_english_review_is_positive(classifier):
+    res = one(classifier, EN_POSITIVE)
+    assert res["lang"] == "en"
+    assert res["sentiment"]["label"] == "positive" and res["sentiment"]["score"] > 0.5
+    assert all(t["polarity"] == "positive" for t in res["topics"])
+
+
+def test_a_dirty_room_is_a_negative_environment_topic(classifier):
+    res = one(classifier, DIRTY_ROOM)
+    assert res["sentiment"]["label"] == "negative"
+    negative = {t["id"] for t in res["topics"] if t["polarity"] == "negative"}
+    assert any(t.startswith("environment.") for t in negative), res["topics"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "default model v0.1.0 misses the obvious leaf (reported to the lead; remove this mark once retrained): "
+    "sibling confusion ('The room was dirty' -> environment.facilities, '配送太慢了' -> delivery.condition, "
+    "'fast shipping' -> delivery.condition) and low recall (product.quality at 0.28 for a taxonomy seed phrase)"))
+@pytest.mark.parametrize("text, leaf, polarity", [
+    (DIRTY_ROOM, "environment.cleanliness", "negative"),
+    ("配送太慢了", "delivery.timeliness", "negative"),
+    (ZH_NEGATIVE, "product.quality", "negative"),
+    (EN_POSITIVE, "product.quality", "positive"),
+])
+def test_the_obvious_leaf_is_found(classifier, text, leaf, polarity):
+    res = one(classifier, text)
+    assert leaf in {t["id"] for t in res["topics"] if t["polarity"] == polarity}, res["topics"]
+
+
+def test_labels_come_from_the_default_taxonomy_and_triage_ranks_urgency(classifier):
+    tax = default_taxonomy()
+    texts = [ZH_NEGATIVE, EN_POSITIVE, DIRTY_ROOM, "快递太慢了，等了一个星期才到", "客服态度很差，问题一直没解决",
+             "The agent was rude and my refund still hasn't arrived. I'm cancelling my account."]
+    results = classifier.classify([{"id": str(i), "text": t} for i, t in enumerate(texts)])
+    assert [r["id"] for r in results] == [str(i) for i in range(len(texts))]
+    for res in results:
+        assert {t["id"] for t in res["topics"]} <= set(tax.leaf_ids)
+        assert {t["id"] for t in res["touchpoints"]} <= set(tax.touchpoint_ids)
+        assert res["triage"]["priority"] in PRIORITY and res["triage"]["reasons"]
+        assert all(isinstance(r, str) and r for r in res["triage"]["reasons"])
+    by_text = dict(zip(texts, results, strict=True))
+    happy = PRIORITY[by_text[EN_POSITIVE]["triage"]["priority"]]
+    assert happy == 4
+    assert PRIORITY[by_text[ZH_NEGATIVE]["triage"]["priority"]] < happy  # a churning customer comes first
+
+
+def test_a_texts_result_does_not_depend_on_its_batch(classifier):
+    alone = one(classifier, DIRTY_ROOM)
+    others = ["The hotel room was filthy and the bathroom smelled terrible, and nobody at the front desk cared", "ok"]
+    batched = classifier.classify([{"id": "r", "text": DIRTY_ROOM}] + [{"id": str(i), "text": t} for i, t in enumerate(others)])[0]
+    assert batched["sentiment"]["score"] == pytest.approx(alone["sentiment"]["score"], abs=1e-3)
+    assert {t["id"]: t["confidence"] for t in batched["topics"]} == pytest.approx(
+        {t["id"]: t["confidence"] for t in alone["topics"]}, abs=1e-3)

@@ -1,0 +1,218 @@
+"""Tiny-model tier of training: the real loop on a dozen lines and a 2-layer random encoder.
+
+Checks what a user of ``verbatim train`` relies on: the model directory it writes, calibrated
+temperatures, a loss that goes down, and that rerunning the command resumes exactly where a
+killed or finished run stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from models.classifier.config import ClassifierConfig
+from models.classifier.model import CemClassifier
+from models.taxonomy import default_taxonomy
+from training.config import TrainConfig
+from training.devscore import collect, fit_temperatures, tokenize
+from training.loss import multitask_loss
+from training.pools import save_pools
+from training.targets import SENT_INDEX, TrainItem
+from training.trainer import train
+
+
+def _tiny_encoder():
+    """The tiny-base builder shared with tests/models (not a package, so loaded by path)."""
+    if "tiny_encoder" in sys.modules:
+        return sys.modules["tiny_encoder"]
+    path = Path(__file__).resolve().parents[1] / "models" / "tiny_encoder.py"
+    spec = importlib.util.spec_from_file_location("tiny_encoder", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tiny_encoder"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+TAX = default_taxonomy()
+T, P = TAX.leaf_ids, TAX.touchpoint_ids
+ZH = [
+    ("质量太差了，用了两天就坏了", "negative", ["product.quality"], ["use"]),
+    ("快递太慢了，等了一个星期", "negative", ["delivery.timeliness"], ["fulfil"]),
+    ("客服态度很好，耐心解答", "positive", ["service.attitude"], ["support"]),
+    ("价格实惠，性价比高", "positive", ["price.value"], ["purchase"]),
+    ("房间很脏，床单有污渍", "negative", ["environment.cleanliness"], []),
+    ("东西还行吧，一般般", "neutral", [], []),
+]
+EN = [
+    ("The room was dirty and smelled bad", "negative", ["environment.cleanliness"], []),
+    ("Great quality, it feels solid", "positive", ["product.quality"], ["use"]),
+    ("My order arrived two weeks late", "negative", ["delivery.timeliness"], ["fulfil"]),
+    ("The agent was rude and hung up on me", "negative", ["service.attitude"], ["support"]),
+    ("Good value for the price", "positive", ["price.value"], ["purchase"]),
+    ("It is an ordinary phone case", "neutral", [], []),
+]
+CONFIG = TrainConfig(
+    steps=20, batch_size=4, lr=1e-2, head_lr=3e-2, warmup_steps=4, eval_every=5, checkpoint_every=5,
+    node_dropout=0.3, max_length=64, lora_r=4, lora_alpha=8, mixture={"toy_zh": 0.5, "toy_en": 0.5},
+)
+
+
+def item(text: str, source: str, sentiment: str, topics: list[str], tps: list[str]) -> TrainItem:
+    tt = np.zeros(len(T), np.float32)
+    tt[[T.index(t) for t in topics]] = 1.0
+    pt = np.zeros(len(P), np.float32)
+    pt[[P.index(t) for t in tps]] = 1.0
+    return TrainItem(
+        text=text, source=source, sentiment=SENT_INDEX[sentiment], topic_target=tt, topic_mask=np.ones(len(T), bool),
+        polarity=[((T.index(t),), SENT_INDEX[sentiment]) for t in topics], tp_target=pt, tp_mask=np.ones(len(P), bool),
+    )
+
+
+TRAIN = {"toy_zh": [item(t, "toy_zh", *r) for t, *r in ZH], "toy_en": [item(t, "toy_en", *r) for t, *r in EN]}
+DEV = {name: items[:3] for name, items in TRAIN.items()}  # mechanics only: this tier reports no quality
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add contention (and reorder float sums)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("tiny-train")
+    base = _tiny_encoder().build_tiny_base(root / "base", [t for t, *_ in ZH + EN])
+    pools = root / "pools.json.gz"
+    save_pools(pools, TRAIN, DEV)
+    return root, base, pools
+
+
+def run(setup, name: str, config: TrainConfig = CONFIG) -> Path:
+    root, base, pools = setup
+    return train(config, root / name, base_dir=base, pools_file=pools, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(setup) -> Path:
+    return run(setup, "full")
+
+
+def weights(directory: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(directory / "checkpoint" / "trainable.safetensors"))
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs by {float((a[key] - b[key]).abs().max())}"
+
+
+def test_training_writes_a_complete_model_directory(trained, setup):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.json", "adapter", "heads.safetensors", "taxonomy.yaml", "checkpoint", "best"} <= names
+    config = ClassifierConfig.load(trained)
+    assert config.hidden_size == 32 and config.model_id == "verbatim-cem@0.1.0"
+    assert config.trained_topic_ids == T and config.trained_touchpoint_ids == P
+    assert [h["step"] for h in config.training["history"]] == [5, 10, 15, 20]
+    assert config.training["config"] == json.loads(json.dumps(CONFIG.to_dict()))
+    assert config.training["data"] == ["toy_en", "toy_zh"]
+    assert config.metrics["step"] in (5, 10, 15, 20) and set(config.metrics["dev"]) == {"toy_zh", "toy_en"}
+    assert "torch" in config.package_versions
+    model = CemClassifier.from_pretrained(trained, base_dir=setup[1])
+    assert model.config == config
+
+
+def test_temperatures_are_fitted_on_dev(trained, setup):
+    model = CemClassifier.from_pretrained(trained, base_dir=setup[1])
+    dev = [it for items in DEV.values() for it in items]
+    logits = collect(model, dev)
+    temps = model.config.temperatures
+    assert set(temps) == {"sentiment", "topics", "touchpoints", "polarity"}
+    assert temps == pytest.approx({**temps, **fit_temperatures(dev, logits)})
+    assert all(0.4 <= t <= 4.0 for t in temps.values())
+    # the chosen topic temperature is no worse on dev than none at all
+    x = np.concatenate([logits["topics"][i][it.topic_mask] for i, it in enumerate(dev)])
+    y = np.concatenate([it.topic_target[it.topic_mask] for it in dev])
+
+    def bce(t: float) -> float:
+        p = np.clip(1 / (1 + np.exp(-x / t)), 1e-7, 1 - 1e-7)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    assert bce(temps["topics"]) <= bce(1.0) + 1e-9
+
+
+def test_training_lowers_the_loss_on_its_items(trained, setup):
+    items = [it for pool in TRAIN.values() for it in pool]
+
+    def loss_of(model) -> float:
+        model.eval()
+        with torch.inference_mode():
+            return float(multitask_loss(model(**tokenize(model, [it.text for it in items])), items)[0])
+
+    torch.manual_seed(CONFIG.seed)
+    untrained = CemClassifier.from_base(setup[1], TAX, ClassifierConfig(lora_r=4, lora_alpha=8))
+    before = loss_of(untrained)
+    after = loss_of(CemClassifier.from_pretrained(trained, base_dir=setup[1]))
+    assert after < 0.8 * before, (before, after)
+
+
+def test_a_trained_model_marks_no_topic_zero_shot(trained, setup):
+    from models.classifier.predict import Classifier
+
+    clf = Classifier.load(trained, base_dir=setup[1], quantize=False, triage=None)
+    (res,) = clf.classify([{"id": "a", "text": "质量太差了，用了两天就坏了"}])
+    assert all("zero_shot" not in t for t in res["topics"])
+
+
+class Killed(Exception):
+    """Stands in for a run killed after its step-10 checkpoint."""
+
+
+def test_rerunning_a_killed_run_resumes_and_matches_an_uninterrupted_one(trained, setup, monkeypatch, caplog):
+    import training.trainer as trainer
+
+    real_next, calls = trainer.MixtureSampler.next, {"n": 0}
+
+    def dies_at_step_11(self):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise Killed
+        return real_next(self)
+
+    monkeypatch.setattr(trainer.MixtureSampler, "next", dies_at_step_11)
+    with pytest.raises(Killed):
+        run(setup, "killed")
+    out = setup[0] / "killed"
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 10
+    assert not (out / "config.json").exists()  # no half-finished model is passed off as the result
+    monkeypatch.setattr(trainer.MixtureSampler, "next", real_next)
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        run(setup, "killed")
+    assert "resumed from step 10" in caplog.text
+    assert [h["step"] for h in ClassifierConfig.load(out).training["history"]] == [5, 10, 15, 20]
+    assert_same(weights(out), weights(trained))  # same weights, optimizer moments, LR and dropout stream
+    assert_same(load_file(str(out / "heads.safetensors")), load_file(str(trained / "heads.safetensors")))
+    assert ClassifierConfig.load(out).temperatures == ClassifierConfig.load(trained).temperatures
+
+
+def test_rerunning_with_more_steps_continues_a_finished_run(setup, caplog):
+    # warm-up longer than the run keeps the learning-rate schedule independent of the total steps,
+    # so a 10-step run extended to 20 must equal a 20-step run (otherwise the cosine decay differs)
+    flat = dataclasses.replace(CONFIG, warmup_steps=100)
+    run(setup, "short", dataclasses.replace(flat, steps=10))
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        extended = run(setup, "short", flat)
+    assert "resumed from step 10" in caplog.text
+    assert [h["step"] for h in ClassifierConfig.load(extended).training["history"]] == [5, 10, 15, 20]
+    assert_same(weights(extended), weights(run(setup, "long", flat)))
