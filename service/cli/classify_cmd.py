@@ -24,7 +24,13 @@ def classify(
     Rejected records keep their place in the output as an object with an ``error`` and the
     record's line number, so nothing is lost; the summary goes to standard error.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from nlp.records import read_records
     from service.models import load_classifier
