@@ -36,6 +36,8 @@ class TrainConfig:
     mixture: dict[str, float] = field(default_factory=dict)
     # data sets whose topic space is taken as exhaustive for labelled examples (see TargetBuilder)
     assume_closed: tuple[str, ...] = ()
+    # how a level-1 label (e.g. "service") scores its leaves: "max" (v0.1.0) or "noisy_or"
+    group_loss: str = "max"
     loss_weights: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -61,6 +63,8 @@ class TrainConfig:
             raise InvalidInputError(f"Invalid training config {path}: {exc}") from exc
         if not config.mixture:
             raise InvalidInputError(f"{path} names no data: add a `mixture:` mapping of data set -> share.")
+        if config.group_loss not in ("max", "noisy_or"):
+            raise InvalidInputError(f"{path}: group_loss must be 'max' or 'noisy_or', got {config.group_loss!r}.")
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

@@ -22,8 +22,23 @@ def batch_targets(items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
     }
 
 
+def _group_loss(logits: torch.Tensor, target: float, how: str) -> torch.Tensor:
+    """Loss of a level-1 target over its leaves' logits.
+
+    ``max``: the strongest leaf stands for the group (only it gets gradient, so one leaf can end up
+    absorbing every group positive); ``noisy_or``: the group is present when any leaf is,
+    ``p = 1 - prod(1 - p_leaf)``, which shares the gradient among the leaves.
+    """
+    if how == "max":
+        return F.binary_cross_entropy_with_logits(
+            logits.max(), torch.tensor(target, device=logits.device, dtype=logits.dtype), reduction="sum")
+    s = F.softplus(logits.float()).sum().clamp(min=1e-6)  # -log(1 - p_group)
+    return s if target == 0 else -torch.log(-torch.expm1(-s))
+
+
 def multitask_loss(
-    out: dict[str, torch.Tensor], items: Sequence[TrainItem], weights: dict[str, float] | None = None
+    out: dict[str, torch.Tensor], items: Sequence[TrainItem], weights: dict[str, float] | None = None,
+    *, group_loss: str = "max",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum of the losses each item has targets for; returns the total and its parts."""
     w = {"sentiment": 1.0, "topics": 1.0, "polarity": 1.0, "touchpoints": 1.0, **(weights or {})}
@@ -49,9 +64,7 @@ def multitask_loss(
         count += int(mask.sum())
     for b, item in enumerate(items):
         for leaves, target in item.groups:
-            group_logit = topic_logits[b, list(leaves)].max()
-            terms.append(F.binary_cross_entropy_with_logits(
-                group_logit, torch.tensor(target, device=device, dtype=group_logit.dtype), reduction="sum"))
+            terms.append(_group_loss(topic_logits[b, list(leaves)], target, group_loss))
             count += 1
     if terms:
         parts["topics"] = torch.stack(terms).sum() / max(count, 1)

@@ -126,7 +126,7 @@ def train(
         enc = {k: v.to(device) for k, v in tokenize(model, [it.text for it in items]).items()}
         with autocast:
             out = model(**enc, node_dropout=config.node_dropout)
-            loss, parts = multitask_loss(out, items, config.loss_weights)
+            loss, parts = multitask_loss(out, items, config.loss_weights, group_loss=config.group_loss)
         optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()

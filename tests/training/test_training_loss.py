@@ -127,3 +127,18 @@ def test_weights_scale_their_part():
     weighted, _ = multitask_loss(out, items, {"topics": 3.0})
     assert val(weighted) == pytest.approx(parts["sentiment"] + 3.0 * parts["topics"], rel=1e-5)
     assert val(plain) == pytest.approx(parts["sentiment"] + parts["topics"], rel=1e-5)
+
+
+def test_noisy_or_group_loss_matches_its_definition_and_shares_the_gradient():
+    import torch
+
+    from training.loss import _group_loss
+
+    z = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    p_group = 1 - torch.prod(1 - torch.sigmoid(z.detach()))
+    loss = _group_loss(z, 1.0, "noisy_or")
+    assert float(loss) == pytest.approx(float(-torch.log(p_group)), rel=1e-5)
+    loss.backward()
+    assert (z.grad < 0).all()  # every leaf is pushed up, not only the strongest
+    z0 = torch.tensor([0.5, -1.0, 2.0])
+    assert float(_group_loss(z0, 0.0, "noisy_or")) == pytest.approx(float(-torch.log(1 - p_group)), rel=1e-5)
