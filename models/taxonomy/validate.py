@@ -11,7 +11,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.taxonomy.checks import cross_node_problems
-from models.taxonomy.problems import Problem, ProblemLevel, raise_for_problems
+from models.taxonomy.problems import (
+    Problem,
+    ProblemLevel,
+    attach_lines,
+    join_path,
+    raise_for_problems,
+    short_repr,
+)
 from models.taxonomy.schema import (
     LANGS,
     LocalizedText,
@@ -58,8 +65,11 @@ def looks_like_path(text: str) -> bool:
         return False
 
 
-def read_source(source: Source) -> tuple[Any, dict[str, int], list[Problem]]:
-    """Parse a source into (data, line index by path, reading problems)."""
+def read_source(
+    source: Source, *, what: str = "taxonomy"
+) -> tuple[Any, dict[str, int], list[Problem]]:
+    """Parse a source into (data, line index by path, reading problems); ``what`` names the
+    document in messages (``taxonomy``, ``policy``)."""
     if isinstance(source, Mapping):
         return dict(source), {}, []
     if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
@@ -67,7 +77,7 @@ def read_source(source: Source) -> tuple[Any, dict[str, int], list[Problem]]:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return None, {}, [Problem(path="", message=f"taxonomy file not found: {path}")]
+            return None, {}, [Problem(path="", message=f"{what} file not found: {path}")]
         except UnicodeDecodeError as exc:
             return (
                 None,
@@ -76,7 +86,7 @@ def read_source(source: Source) -> tuple[Any, dict[str, int], list[Problem]]:
                     Problem(
                         path="",
                         message=f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                        "save the taxonomy as UTF-8 YAML",
+                        f"save the {what} as UTF-8 YAML",
                     )
                 ],
             )
@@ -155,16 +165,6 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], out: list[Pr
 
 
 # ----- structural checks -----------------------------------------------------------------------
-def _join(prefix: str, loc: Sequence[Any]) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
-
-
 def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
@@ -175,11 +175,6 @@ def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
             return []
         model = nested[0]
     return list(model.model_fields)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def pydantic_problems(exc: ValidationError, prefix: str, model: type[BaseModel]) -> list[Problem]:
@@ -202,12 +197,13 @@ def pydantic_problems(exc: ValidationError, prefix: str, model: type[BaseModel])
         elif kind == "string_too_short":
             msg = "must not be empty"
         elif loc == ("version",):
-            msg = f"version must be a positive integer (1, 2, ...); got {_short(err.get('input'))}"
+            got = short_repr(err.get("input"))
+            msg = f"version must be a positive integer (1, 2, ...); got {got}"
         elif kind == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
         else:
-            msg = f"{err['msg']}; got {_short(err.get('input'))}"
-        out.append(Problem(path=_join(prefix, loc), message=msg))
+            msg = f"{err['msg']}; got {short_repr(err.get('input'))}"
+        out.append(Problem(path=join_path(prefix, loc), message=msg))
     return out
 
 
@@ -241,7 +237,7 @@ def _node_problems(
                     path=path,
                     message=(
                         f"each {kind[:-1]} must be a mapping with id, name, description and seeds; "
-                        f"got {type(item).__name__} {_short(item)}"
+                        f"got {type(item).__name__} {short_repr(item)}"
                     ),
                 )
             )
@@ -258,19 +254,6 @@ def _node_problems(
                 if any(e["loc"][:1] == ("seeds",) for e in exc.errors()):
                     bad_seeds.add(i)
     return parsed, raw_ids, bad_seeds, problems
-
-
-def _attach_lines(problems: list[Problem], lines: dict[str, int]) -> list[Problem]:
-    out = []
-    for p in problems:
-        if p.line is None and lines:
-            path = p.path
-            while path not in lines and path:
-                cut = max(path.rfind("."), path.rfind("["))
-                path = path[:cut] if cut > 0 else ""
-            p = Problem(path=p.path, message=p.message, level=p.level, line=lines.get(path))
-        out.append(p)
-    return out
 
 
 def validate_taxonomy(source: Source) -> list[Problem]:
@@ -331,5 +314,5 @@ def check_source(source: Source) -> tuple[Any, list[Problem]]:
             skip_seeds={("topics", i) for i in topic_skip}
             | {("touchpoints", i) for i in point_skip},
         )
-    problems = _attach_lines(problems, lines)
+    problems = attach_lines(problems, lines)
     return data, sorted(problems, key=lambda p: (p.line is None, p.line or 0))

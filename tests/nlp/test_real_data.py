@@ -14,23 +14,11 @@ from nlp.prepare import prepare
 
 pytestmark = pytest.mark.data
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def _data_dir() -> Path:
-    path = Path(os.environ.get("VERBATIM_DATA", REPO.parent / "shared" / "data"))
-    if not path.is_dir():
-        reason = f"public data sets not found at {path} (set VERBATIM_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-def _test_rows(relative: str, column: str, limit: int) -> list[str]:
+def _test_rows(data: Path, relative: str, column: str, limit: int) -> list[str]:
     import pandas as pd
 
-    path = _data_dir() / relative
+    path = data / relative
     if not path.is_file():
         reason = f"{relative} is missing from {path.parent}"
         if os.environ.get("CI") == "true":
@@ -48,15 +36,17 @@ def _test_rows(relative: str, column: str, limit: int) -> list[str]:
         ("en/twitter_us_airline.csv.gz", "text", Lang.en),
     ],
 )
-def test_language_accuracy_on_test_splits(relative: str, column: str, expected: Lang) -> None:
-    texts = _test_rows(relative, column, limit=600)
+def test_language_accuracy_on_test_splits(
+    shared_data: Path, relative: str, column: str, expected: Lang
+) -> None:
+    texts = _test_rows(shared_data, relative, column, limit=600)
     hits = sum(detect_language(t) is expected for t in texts)
     assert hits / len(texts) >= 0.98, f"{hits}/{len(texts)} detected as {expected}"
 
 
-def test_prepare_and_clauses_never_crash_on_real_verbatims() -> None:
-    texts = _test_rows("zh/waimai_10k.csv.gz", "review", 300)
-    texts += _test_rows("en/twitter_us_airline.csv.gz", "text", 300)
+def test_prepare_and_clauses_never_crash_on_real_verbatims(shared_data: Path) -> None:
+    texts = _test_rows(shared_data, "zh/waimai_10k.csv.gz", "review", 300)
+    texts += _test_rows(shared_data, "en/twitter_us_airline.csv.gz", "text", 300)
     for text in texts:
         try:
             p = prepare(text)

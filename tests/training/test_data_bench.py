@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 
 import pytest
 
-from nlp.errors import DataUnavailableError
 from nlp.records import read_records
-from training.data import MIXED2000_PATH, data_dir, load_mixed2000, write_records_jsonl
+from training.data import MIXED2000_PATH, load_mixed2000, write_records_jsonl
 from training.data.bench import MIXED2000_PLAN, format_ids, read_ids, sample_mixed2000
-
-
-@pytest.fixture(scope="module")
-def root():
-    try:
-        return data_dir()
-    except DataUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"public data sets not available: {exc.message}")
 
 
 def test_ids_file_holds_ids_only():
@@ -35,12 +23,12 @@ def test_ids_file_holds_ids_only():
 
 
 @pytest.mark.data
-def test_committed_file_is_what_the_seeded_sampler_draws(root):
+def test_committed_file_is_what_the_seeded_sampler_draws(shared_data):
     assert format_ids(sample_mixed2000()) == MIXED2000_PATH.read_text(encoding="utf-8")
 
 
 @pytest.mark.data
-def test_mixed2000_loads_test_records_in_file_order(root):
+def test_mixed2000_loads_test_records_in_file_order(shared_data):
     examples = load_mixed2000()
     assert [(e.dataset, e.id) for e in examples] == read_ids()
     assert Counter(e.lang for e in examples) == {"zh": 1000, "en": 1000}
@@ -50,7 +38,7 @@ def test_mixed2000_loads_test_records_in_file_order(root):
 
 
 @pytest.mark.data
-def test_export_is_a_valid_records_file(root, tmp_path):
+def test_export_is_a_valid_records_file(shared_data, tmp_path):
     examples = load_mixed2000()
     path = tmp_path / "mixed2000.jsonl"
     assert write_records_jsonl(examples, path) == 2000
@@ -63,7 +51,7 @@ def test_export_is_a_valid_records_file(root, tmp_path):
 
 
 @pytest.mark.data
-def test_export_writes_contract_scores(root, tmp_path):
+def test_export_writes_contract_scores(shared_data, tmp_path):
     from training.data import load_dataset
 
     lounge = load_dataset("skytrax_lounge")[:50]

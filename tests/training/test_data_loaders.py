@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import pytest
 
 from nlp.errors import DataUnavailableError, InvalidInputError
-from training.data import DATASETS, absa_en, data_dir, en, load_dataset, zh
+from training.data import DATASETS, absa_en, en, load_dataset, zh
 from training.data.mapping import TOPIC_IDS, TOPIC_LEVEL1_IDS, TOUCHPOINT_IDS
 
 # Row totals stated in ../shared/data/README.md.
@@ -30,16 +29,6 @@ README_ROWS = {
 }
 
 
-@pytest.fixture(scope="module")
-def root():
-    try:
-        return data_dir()
-    except DataUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"public data sets not available: {exc.message}")
-
-
 def _by_id(name, split=None):
     return {e.id: e for e in load_dataset(name, split)}
 
@@ -58,7 +47,7 @@ def test_unknown_names_and_splits_are_explained():
 
 
 @pytest.mark.data
-def test_every_data_set_loads_with_readme_counts_and_unique_ids(root):
+def test_every_data_set_loads_with_readme_counts_and_unique_ids(shared_data):
     assert set(DATASETS) == set(README_ROWS)
     for name, info in DATASETS.items():
         examples = load_dataset(name)
@@ -81,10 +70,10 @@ def test_every_data_set_loads_with_readme_counts_and_unique_ids(root):
 
 
 @pytest.mark.data
-def test_ids_are_stable_across_loads(root):
+def test_ids_are_stable_across_loads(shared_data):
     for loader, name in [(zh.load_chinese_absa_products, "chinese_absa_products"),
                          (absa_en.load_acos, "acos"), (en.load_banking77, "banking77")]:  # fmt: skip
-        fresh = [(e.id, e.text) for e in loader(root)]
+        fresh = [(e.id, e.text) for e in loader(shared_data)]
         assert fresh == [(e.id, e.text) for e in load_dataset(name)]
     assert _by_id("banking77", "train")["train-0"].text == "I am still waiting on my card?"
     assert _by_id("semeval2014_restaurants")["3121"].text == "But the staff was so horrible to us."
@@ -92,7 +81,7 @@ def test_ids_are_stable_across_loads(root):
 
 
 @pytest.mark.data
-def test_binary_chinese_sentiment(root):
+def test_binary_chinese_sentiment(shared_data):
     waimai = _by_id("waimai_10k")
     assert waimai["0"].text == "很快，好吃，味道足，量大" and waimai["0"].sentiment == "positive"
     test = load_dataset("online_shopping_10_cats", "test")
@@ -101,7 +90,7 @@ def test_binary_chinese_sentiment(root):
 
 
 @pytest.mark.data
-def test_twitter_reasons_map_to_topics_and_touchpoints(root):
+def test_twitter_reasons_map_to_topics_and_touchpoints(shared_data):
     tweets = load_dataset("twitter_us_airline")
     late = _by_id("twitter_us_airline")["681449033"]
     assert late.raw_labels["negativereason"] == "Late Flight"
@@ -127,7 +116,7 @@ def test_twitter_reasons_map_to_topics_and_touchpoints(root):
 
 
 @pytest.mark.data
-def test_zhijiang_quads(root):
+def test_zhijiang_quads(shared_data):
     dev = _by_id("zhijiang2019_makeup_opinion", "dev")
     value = dev["12"]  # 气垫水润，还送了一个替换装，很值
     assert [(t.id, t.polarity, t.source_label) for t in value.topics] == [
@@ -146,7 +135,7 @@ def test_zhijiang_quads(root):
 
 
 @pytest.mark.data
-def test_chinese_absa_and_asap(root):
+def test_chinese_absa_and_asap(shared_data):
     absa = load_dataset("chinese_absa_products", "train")
     assert (absa[0].text, absa[0].aspects[0].term) == ("寸万像素的超级晶彩屏视角非常宽", "彩屏视角")
     assert absa[0].sentiment == "positive" and absa[0].metadata == {"domain": "camera"}
@@ -160,7 +149,7 @@ def test_chinese_absa_and_asap(root):
 
 
 @pytest.mark.data
-def test_english_absa_categories(root):
+def test_english_absa_categories(shared_data):
     staff = _by_id("semeval2014_restaurants")["3121"]
     assert [(t.id, t.polarity) for t in staff.topics] == [("service", "negative")]
     assert staff.touchpoints == ("use",) and staff.sentiment == "negative"
@@ -192,7 +181,7 @@ def test_english_absa_categories(root):
 
 
 @pytest.mark.data
-def test_banking77_and_skytrax(root):
+def test_banking77_and_skytrax(shared_data):
     banking = load_dataset("banking77", "test")
     arrival = next(e for e in banking if e.raw_labels["intent"] == "card_arrival")
     assert arrival.topic_ids == {"delivery.timeliness"} and arrival.touchpoints == ("fulfil",)
