@@ -38,6 +38,8 @@ class TrainConfig:
     assume_closed: tuple[str, ...] = ()
     # how a level-1 label (e.g. "service") scores its leaves: "max" (v0.1.0) or "noisy_or"
     group_loss: str = "max"
+    # "bce": topics are multi-label; "softmax": exactly one topic per text (intent benchmarks)
+    topic_loss: str = "bce"
     loss_weights: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -65,6 +67,8 @@ class TrainConfig:
             raise InvalidInputError(f"{path} names no data: add a `mixture:` mapping of data set -> share.")
         if config.group_loss not in ("max", "noisy_or"):
             raise InvalidInputError(f"{path}: group_loss must be 'max' or 'noisy_or', got {config.group_loss!r}.")
+        if config.topic_loss not in ("bce", "softmax"):
+            raise InvalidInputError(f"{path}: topic_loss must be 'bce' or 'softmax', got {config.topic_loss!r}.")
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

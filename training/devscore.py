@@ -56,9 +56,16 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def dev_metrics(items: Sequence[TrainItem], logits: dict[str, np.ndarray], threshold: float = 0.5) -> dict[str, float]:
-    """Sentiment accuracy, topic and touchpoint micro-F1 and topic polarity accuracy on dev."""
+def dev_metrics(
+    items: Sequence[TrainItem], logits: dict[str, np.ndarray], threshold: float = 0.5, *, single_label: bool = False,
+) -> dict[str, float]:
+    """Sentiment accuracy, topic and touchpoint micro-F1 and topic polarity accuracy on dev;
+    with ``single_label`` the topic metric is top-1 accuracy (one label per text)."""
     metrics: dict[str, float] = {}
+    if single_label:
+        one = [(i, it) for i, it in enumerate(items) if it.topic_mask.all() and it.topic_target.sum() == 1]
+        if one:
+            metrics["topic_top1"] = float(np.mean([logits["topics"][i].argmax() == it.topic_target.argmax() for i, it in one]))
     sent = np.array([it.sentiment for it in items])
     binary = np.array([it.sentiment_binary for it in items])
     known = sent >= 0
@@ -78,7 +85,7 @@ def dev_metrics(items: Sequence[TrainItem], logits: dict[str, np.ndarray], thres
             tp += int(hit and target > 0)
             fp += int(hit and target == 0)
             fn += int(not hit and target > 0)
-    if tp + fp + fn:
+    if tp + fp + fn and not single_label:
         metrics["topic_f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
     pol_ok = pol_n = 0
     for i, it in enumerate(items):

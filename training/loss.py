@@ -38,7 +38,7 @@ def _group_loss(logits: torch.Tensor, target: float, how: str) -> torch.Tensor:
 
 def multitask_loss(
     out: dict[str, torch.Tensor], items: Sequence[TrainItem], weights: dict[str, float] | None = None,
-    *, group_loss: str = "max",
+    *, group_loss: str = "max", topic_loss: str = "bce",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum of the losses each item has targets for; returns the total and its parts."""
     w = {"sentiment": 1.0, "topics": 1.0, "polarity": 1.0, "touchpoints": 1.0, **(weights or {})}
@@ -59,6 +59,12 @@ def multitask_loss(
     topic_logits = out["topics"]
     terms, count = [], 0
     mask = t["topic_mask"]
+    if topic_loss == "softmax":
+        # one label per text: cross-entropy over the nodes, for items with exactly one positive
+        single = mask.all(dim=1) & (t["topic_target"].sum(dim=1) == 1)
+        if single.any():
+            parts["topics"] = F.cross_entropy(topic_logits[single], t["topic_target"][single].argmax(dim=1))
+        mask = mask & ~single[:, None]
     if mask.any():
         terms.append(F.binary_cross_entropy_with_logits(topic_logits[mask], t["topic_target"][mask], reduction="sum"))
         count += int(mask.sum())
@@ -67,7 +73,8 @@ def multitask_loss(
             terms.append(_group_loss(topic_logits[b, list(leaves)], target, group_loss))
             count += 1
     if terms:
-        parts["topics"] = torch.stack(terms).sum() / max(count, 1)
+        bce = torch.stack(terms).sum() / max(count, 1)
+        parts["topics"] = parts["topics"] + bce if "topics" in parts else bce
 
     # topic polarity: on the leaf (or the strongest leaf of a group) the label is about
     pol_logits = out["polarity"]

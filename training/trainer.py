@@ -58,11 +58,11 @@ def _schedule(optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _evaluate(model, dev) -> tuple[dict[str, dict[str, float]], float]:
+def _evaluate(model, dev, *, single_label: bool = False) -> tuple[dict[str, dict[str, float]], float]:
     per = {}
     for name, items in dev.items():
         if items:
-            per[name] = dev_metrics(items, collect(model, items))
+            per[name] = dev_metrics(items, collect(model, items), single_label=single_label)
     return per, selection_score(per)
 
 
@@ -126,7 +126,8 @@ def train(
         enc = {k: v.to(device) for k, v in tokenize(model, [it.text for it in items]).items()}
         with autocast:
             out = model(**enc, node_dropout=config.node_dropout)
-            loss, parts = multitask_loss(out, items, config.loss_weights, group_loss=config.group_loss)
+            loss, parts = multitask_loss(out, items, config.loss_weights, group_loss=config.group_loss,
+                                         topic_loss=config.topic_loss)
         optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()
@@ -139,7 +140,7 @@ def train(
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
         if step % config.eval_every == 0 or step == config.steps:
-            per, score = _evaluate(model, dev)
+            per, score = _evaluate(model, dev, single_label=config.topic_loss == "softmax")
             history.append({"step": step, "score": score, "dev": per})
             log.info("step %d dev score %.4f %s", step, score, json.dumps(per))
             if score > best_score:

@@ -124,8 +124,10 @@ def test_recipe_items_are_exhaustive_and_carry_aspect_polarity():
 
 def test_recipe_training_length_follows_the_data():
     base = TrainConfig(mixture={"x": 1.0}, batch_size=16)
-    task = SimpleNamespace(name="mams", train=[None] * 1000)
+    task = SimpleNamespace(name="mams", kind="aspect_category", train=[None] * 2000)
     config = task_config(task, base)
-    assert config.steps == 250 and config.mixture == {"mams": 1.0} and config.node_dropout == 0.0
-    assert task_config(SimpleNamespace(name="few", train=[None] * 40), base).steps == 50
-    assert task_config(SimpleNamespace(name="big", train=[None] * 100_000), base).steps == 1500
+    assert config.steps == 500 and config.mixture == {"mams": 1.0} and config.node_dropout == 0.0
+    assert config.topic_loss == "bce"
+    few = task_config(SimpleNamespace(name="few", kind="intent", train=[None] * 40), base)
+    assert few.steps == 300 and few.topic_loss == "softmax"  # one label per text
+    assert task_config(SimpleNamespace(name="big", kind="intent", train=[None] * 100_000), base).steps == 1500
