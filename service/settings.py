@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         description="Per API key: items classified (or requests, on other limited routes) per minute; "
         "a token bucket holding one minute's worth. 0 turns the limit off.",
     )
-    classify_max_batch: int = Field(default=64, ge=1, description="Most items in one model call.")
+    classify_max_batch: int = Field(default=256, ge=1, description="Most items in one model call (large batches let the model sort concurrent requests by length).")
     classify_max_wait_ms: float = Field(
         default=5.0, ge=0, description="Longest wait for more items to fill a batch."
     )
