@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from training.targets import TrainItem
+from training.targets import TrainItem, label_leaf
 
 
 @torch.inference_mode()
@@ -56,6 +56,19 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def _sentiment_logits(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sentiment logits with neutral ruled out for binary-labelled items, and the gold labels."""
+    s = logits["sentiment"].copy()
+    s[np.array([it.sentiment_binary for it in items], dtype=bool), 1] = -1e9
+    return s, np.array([it.sentiment for it in items])
+
+
+def _masked_counts(p: np.ndarray, mask: np.ndarray, target: np.ndarray) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives over the known (masked) labels."""
+    pos = target > 0
+    return int((p & mask & pos).sum()), int((p & mask & ~pos).sum()), int((~p & mask & pos).sum())
+
+
 def dev_metrics(
     items: Sequence[TrainItem], logits: dict[str, np.ndarray], threshold: float = 0.5, *, single_label: bool = False,
 ) -> dict[str, float]:
@@ -66,20 +79,15 @@ def dev_metrics(
         one = [(i, it) for i, it in enumerate(items) if it.topic_mask.all() and it.topic_target.sum() == 1]
         if one:
             metrics["topic_top1"] = float(np.mean([logits["topics"][i].argmax() == it.topic_target.argmax() for i, it in one]))
-    sent = np.array([it.sentiment for it in items])
-    binary = np.array([it.sentiment_binary for it in items])
+    s, sent = _sentiment_logits(items, logits)
     known = sent >= 0
     if known.any():
-        s = logits["sentiment"].copy()
-        s[binary, 1] = -1e9
         metrics["sentiment_acc"] = float((s.argmax(1) == sent)[known].mean())
     tp = fp = fn = 0
     for i, it in enumerate(items):
         p = _sigmoid(logits["topics"][i]) >= threshold
-        m = it.topic_mask
-        tp += int((p & m & (it.topic_target > 0)).sum())
-        fp += int((p & m & (it.topic_target == 0)).sum())
-        fn += int((~p & m & (it.topic_target > 0)).sum())
+        a, b, c = _masked_counts(p, it.topic_mask, it.topic_target)
+        tp, fp, fn = tp + a, fp + b, fn + c
         for leaves, target in it.groups:
             hit = bool(p[list(leaves)].any())
             tp += int(hit and target > 0)
@@ -90,7 +98,7 @@ def dev_metrics(
     pol_ok = pol_n = 0
     for i, it in enumerate(items):
         for leaves, pol in it.polarity:
-            leaf = leaves[0] if len(leaves) == 1 else leaves[int(logits["topics"][i][list(leaves)].argmax())]
+            leaf = label_leaf(leaves, logits["topics"][i])
             pol_ok += int(logits["polarity"][i][leaf].argmax() == pol)
             pol_n += 1
     if pol_n:
@@ -98,10 +106,8 @@ def dev_metrics(
     tp = fp = fn = 0
     for i, it in enumerate(items):
         p = _sigmoid(logits["touchpoints"][i]) >= threshold
-        m = it.tp_mask
-        tp += int((p & m & (it.tp_target > 0)).sum())
-        fp += int((p & m & (it.tp_target == 0)).sum())
-        fn += int((~p & m & (it.tp_target > 0)).sum())
+        a, b, c = _masked_counts(p, it.tp_mask, it.tp_target)
+        tp, fp, fn = tp + a, fp + b, fn + c
     if tp + fp + fn:
         metrics["touchpoint_f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
     return metrics
@@ -117,12 +123,9 @@ def fit_temperatures(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) 
     """Temperature per head that minimises dev negative log-likelihood (a grid; robust on small dev)."""
     grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 41))
     temps: dict[str, float] = {}
-    sent = np.array([it.sentiment for it in items])
-    binary = np.array([it.sentiment_binary for it in items])
+    s, sent = _sentiment_logits(items, logits)
     known = sent >= 0
     if known.any():
-        s = logits["sentiment"].copy()
-        s[binary, 1] = -1e9
         s, y = s[known], sent[known]
 
         def nll(t: float) -> float:
@@ -148,7 +151,7 @@ def fit_temperatures(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) 
     rows, ys = [], []
     for i, it in enumerate(items):
         for leaves, pol in it.polarity:
-            leaf = leaves[0] if len(leaves) == 1 else leaves[int(logits["topics"][i][list(leaves)].argmax())]
+            leaf = label_leaf(leaves, logits["topics"][i])
             rows.append(logits["polarity"][i][leaf])
             ys.append(pol)
     if rows:

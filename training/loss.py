@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.targets import TrainItem
+from training.targets import TrainItem, label_leaf
 
 
 def batch_targets(items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
@@ -81,7 +81,7 @@ def multitask_loss(
     rows, targets = [], []
     for b, item in enumerate(items):
         for leaves, pol in item.polarity:
-            leaf = leaves[0] if len(leaves) == 1 else leaves[int(topic_logits[b, list(leaves)].argmax())]
+            leaf = label_leaf(leaves, topic_logits[b])
             rows.append(pol_logits[b, leaf])
             targets.append(pol)
     if rows:

@@ -19,6 +19,11 @@ SENT_INDEX = {s: i for i, s in enumerate(SENTIMENT_LABELS)}
 POL_INDEX = {p: i for i, p in enumerate(POLARITY_LABELS)}
 
 
+def label_leaf(leaves: Sequence[int], topic_row) -> int:
+    """The leaf a label is about: the leaf itself, or a group's strongest leaf in ``topic_row``."""
+    return leaves[0] if len(leaves) == 1 else leaves[int(topic_row[list(leaves)].argmax())]
+
+
 @dataclass(kw_only=True)
 class TrainItem:
     """One text with every target it has and the masks saying which targets are known."""
