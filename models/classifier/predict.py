@@ -86,8 +86,17 @@ class Classifier:
 
     # the whole pipeline ---------------------------------------------------------------------
     def classify(self, items: Sequence[ClassifyItem | dict]) -> list[dict[str, Any]]:
+        return self.classify_with_embeddings(items)[0]
+
+    def classify_with_embeddings(self, items: Sequence[ClassifyItem | dict]) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Classify, and also return each text's L2-normalised embedding from the model's own encoder.
+
+        The embeddings (one row per item, in input order; a row of NaN for an item that failed) are
+        what issue clustering uses, so analysis loads one model, not two.
+        """
         items = [it if isinstance(it, ClassifyItem) else ClassifyItem(**it) for it in items]
         results: list[dict[str, Any] | None] = [None] * len(items)
+        embeddings = np.full((len(items), self.config.hidden_size), np.nan, dtype=np.float32)
         prepared = []
         for i, item in enumerate(items):
             try:
@@ -97,16 +106,18 @@ class Classifier:
         order = sorted(prepared, key=lambda p: len(p[1].text))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            for (i, prep), res in zip(chunk, self._run_batch([p for _, p in chunk]), strict=True):
+            batch_results, batch_emb = self._run_batch([p for _, p in chunk])
+            for row, ((i, prep), res) in enumerate(zip(chunk, batch_results, strict=True)):
+                embeddings[i] = batch_emb[row]
                 res = {"id": items[i].id, **res}
                 if self.triage is not None:
                     res["triage"] = self.triage(res, prep)
                 res["model"] = self.model_id
                 results[i] = res
-        return results  # type: ignore[return-value]
+        return results, embeddings  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def _run_batch(self, preps) -> list[dict[str, Any]]:
+    def _run_batch(self, preps) -> tuple[list[dict[str, Any]], np.ndarray]:
         cfg = self.config
         tok = self.model.tokenizer(
             [cfg.text_prefix + p.text for p in preps], padding=True, truncation=True, max_length=cfg.max_length,
@@ -118,7 +129,8 @@ class Classifier:
             out = self.model(tok["input_ids"], tok["attention_mask"], special)
         offsets = tok["offset_mapping"].numpy() - len(cfg.text_prefix)
         arrays = {k: v.float().numpy() for k, v in out.items() if k != "pooled"}
-        return [self._postprocess(b, prep, arrays, offsets[b], special[b].numpy()) for b, prep in enumerate(preps)]
+        pooled = torch.nn.functional.normalize(out["pooled"].float(), dim=-1).numpy()
+        return [self._postprocess(b, prep, arrays, offsets[b], special[b].numpy()) for b, prep in enumerate(preps)], pooled
 
     # postprocess ----------------------------------------------------------------------------
     def _postprocess(self, b: int, prep, a: dict[str, np.ndarray], offsets: np.ndarray, special: np.ndarray) -> dict[str, Any]:
