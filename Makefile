@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install prepare run test lint bench clean
+.PHONY: install prepare browser run test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ prepare: install
 run: prepare
 	$(BIN)/verbatim serve --demo
 
-test: prepare
+# the report's page tests drive a real headless Chromium (Debian's package; Playwright never downloads one)
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || command -v chromium >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+	      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }; \
+	    else echo "chromium is not installed: the page tests will be skipped (they fail under CI=true)"; fi; }
+
+test: prepare browser
 	$(BIN)/python -m pytest
 
 lint: install
