@@ -19,12 +19,17 @@ from service.jobs import JobRunnerConfig, build_job_runner
 from service.limits import BodySizeLimitMiddleware
 from service.observability import Metrics, RequestContextMiddleware
 from service.ratelimit import TokenBucketLimiter
+from service.routes import analyses as analysis_routes
 from service.routes import cases as case_routes
 from service.routes import classify as classify_routes
 from service.routes import datasets as dataset_routes
 from service.routes import health
 from service.routes import jobs as job_routes
+from service.routes import labels as label_routes
+from service.routes import models as model_routes
 from service.routes import taxonomies as taxonomy_routes
+from service.routes import training_runs as training_run_routes
+from service.routes import triage_policies as triage_policy_routes
 from service.settings import Settings
 
 log = logging.getLogger("verbatim.service")
@@ -115,7 +120,12 @@ def create_app(
     app.include_router(health.router)
     app.include_router(classify_routes.router)
     app.include_router(dataset_routes.router)
+    app.include_router(analysis_routes.router)
     app.include_router(job_routes.router)
     app.include_router(case_routes.router)
     app.include_router(taxonomy_routes.router)
+    app.include_router(label_routes.router)
+    app.include_router(model_routes.router)
+    app.include_router(training_run_routes.router)
+    app.include_router(triage_policy_routes.router)
     return app

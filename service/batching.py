@@ -10,6 +10,10 @@ model's batch throughput. A request larger than a batch is split; its results co
 Isolation: if a model call fails, each request in the batch is retried alone, so one caller's
 pathological input fails only that caller's request.
 
+Several models: a request may name the classifier its items go to (a tenant's own model, see
+:mod:`service.tenant_models`); a batch holds the items of one classifier only, taken in arrival
+order, and all models share the one model thread.
+
 Shutdown: :meth:`MicroBatcher.stop` refuses new work, finishes what is queued and in flight, and
 then stops the model thread.
 """
@@ -49,6 +53,7 @@ class ClassifierLike(Protocol):
 class _Request:
     items: list[dict[str, Any]]
     future: asyncio.Future[list[dict[str, Any]]]
+    classifier: ClassifierLike  # chosen when the request arrived: a model switch never splits it
     results: list[dict[str, Any] | None] = field(init=False)
     remaining: int = field(init=False)
 
@@ -205,9 +210,12 @@ class MicroBatcher:
         self._task = None
 
     # callers --------------------------------------------------------------------------------
-    async def classify(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def classify(
+        self, items: Sequence[dict[str, Any]], classifier: ClassifierLike | None = None
+    ) -> list[dict[str, Any]]:
         """Classify ``items`` (dicts with ``id``, ``text`` and optional ``lang``), results in order.
 
+        ``classifier`` (default: the loaded default model) classifies every item of the request.
         Raises :class:`UnavailableError` while the model loads or failed to, when the queue is full,
         and after :meth:`stop`.
         """
@@ -215,20 +223,30 @@ class MicroBatcher:
         if not items:
             return []
         assert self._loop is not None and self._wakeup is not None
-        request = _Request(items=list(items), future=self._loop.create_future())
+        request = _Request(
+            items=list(items),
+            future=self._loop.create_future(),
+            classifier=classifier if classifier is not None else self.classifier,
+        )
         now = time.monotonic()
         self._pending.extend(_Entry(request, i, now) for i in range(len(items)))
         self._set_depth()
         self._wakeup.set()
         return await request.future
 
-    def classify_blocking(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[dict[str, Any]]:
+    def classify_blocking(
+        self,
+        items: Sequence[dict[str, Any]],
+        timeout: float | None = None,
+        *,
+        classifier: ClassifierLike | None = None,
+    ) -> list[dict[str, Any]]:
         """:meth:`classify` from a thread that is not the event loop's (a background job)."""
         if self._loop is None:
             raise UnavailableError("The classifier service has not started.")
         if self._loop_thread == threading.get_ident():
             raise RuntimeError("classify_blocking() was called on the event loop; await classify().")
-        return asyncio.run_coroutine_threadsafe(self.classify(items), self._loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(self.classify(items, classifier), self._loop).result(timeout)
 
     def check_available(self, n: int) -> None:
         """Raise :class:`UnavailableError` unless ``n`` more items can be taken now."""
@@ -280,21 +298,33 @@ class MicroBatcher:
                 return
 
     def _take(self) -> list[_Entry]:
+        """Up to ``max_batch`` waiting items of the oldest item's classifier, in arrival order;
+        items of other classifiers keep their places."""
         batch: list[_Entry] = []
+        others: list[_Entry] = []
+        model: ClassifierLike | None = None
         while self._pending and len(batch) < self.max_batch:
             entry = self._pending.popleft()
-            if not entry.request.future.done():  # skip requests whose caller went away
+            if entry.request.future.done():  # skip requests whose caller went away
+                continue
+            if model is None:
+                model = entry.request.classifier
+            if entry.request.classifier is model:
                 batch.append(entry)
+            else:
+                others.append(entry)
+        self._pending.extendleft(reversed(others))
         self._set_depth()
         return batch
 
     async def _execute(self, batch: list[_Entry]) -> None:
-        assert self._loop is not None and self.classifier is not None
+        assert self._loop is not None
+        classifier = batch[0].request.classifier
         items = [e.request.items[e.index] for e in batch]
         if self._batch_sizes is not None:
             self._batch_sizes.observe(len(items))
         try:
-            results = await self._loop.run_in_executor(self._executor, self.classifier.classify, items)
+            results = await self._loop.run_in_executor(self._executor, classifier.classify, items)
             if len(results) != len(items):
                 raise RuntimeError(f"the classifier returned {len(results)} results for {len(items)} items")
         except Exception as exc:  # noqa: BLE001 - handed to the callers, not swallowed

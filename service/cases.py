@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -104,6 +104,10 @@ def open_cases_for_records(
     ``labels`` with ``triage``, ``meta``, ``lang``); returns the ids of the cases touched.
     Idempotent: a record already in a case is skipped. Runs in the caller's transaction."""
     settings = settings or CaseSettings()
+    if settings.policy is None:  # the tenant's own triage policy (SLA, routing) when it has one
+        from service.triage_policies import tenant_policy
+
+        settings = replace(settings, policy=tenant_policy(session, tenant_id))
     now = now or utcnow()
     urgent = [
         r for r in rows

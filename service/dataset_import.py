@@ -35,6 +35,7 @@ from service.storage.models import (
     RecordLabel,
     RecordRejection,
 )
+from service.triage_policies import retriage, taxonomy_of, tenant_policy
 
 log = logging.getLogger("verbatim.datasets")
 
@@ -158,7 +159,9 @@ class DatasetImportHandler:
         counts = counts_of(total=result.total, rejected=len(result.rejected), classified=stored)
         for batch in _chunks(todo, self.batch_size):
             ctx.checkpoint()
-            rows, rejections = self._classify(batch, ctx.tenant_id, dataset_id)
+            with ctx.session_factory() as session:  # issue 7: the tenant's triage policy, if any
+                policy = tenant_policy(session, ctx.tenant_id)
+            rows, rejections = self._classify(batch, ctx.tenant_id, dataset_id, policy)
             try:
                 with ctx.session_factory.begin() as session:  # one batch, one transaction
                     ctx.checkpoint(session)
@@ -219,11 +222,11 @@ class DatasetImportHandler:
             dataset.model = rows[-1]["model"]
 
     def _classify(
-        self, batch: Sequence[Record], tenant_id: str, dataset_id: str
+        self, batch: Sequence[Record], tenant_id: str, dataset_id: str, policy: Any = None
     ) -> tuple[list[dict], list[dict]]:
         from nlp.prepare import prepare
 
-        classifier = self.classifier()
+        classifier = self.classifier(tenant_id)  # the tenant's promoted model, else the default
         if classifier is None:  # the model went away (shutting down): resume later
             raise JobInterrupted()
         prepared, rejections = [], []
@@ -250,6 +253,8 @@ class DatasetImportHandler:
             results = classifier.classify(items) if items else []
         except UnavailableError:  # the model is shutting down or overloaded: resume later
             raise JobInterrupted() from None
+        results = retriage(results, [p for _, p in prepared], policy, taxonomy=taxonomy_of(classifier),
+                           metadata=[r.metadata for r, _ in prepared])  # fmt: skip
         rows = []
         for (record, prep), res in zip(prepared, results, strict=True):
             if "error" in res:

@@ -345,31 +345,50 @@ class JobRunner:
 
 class _BatcherClassifier:
     """The app's micro-batcher seen as a classifier: job batches share the model thread with
-    ``POST /v1/classify`` instead of competing with it."""
+    ``POST /v1/classify`` instead of competing with it. ``chosen`` is a tenant's own promoted
+    model (issue 6); ``None`` means the served default."""
 
-    def __init__(self, batcher: Any) -> None:
+    def __init__(self, batcher: Any, chosen: Any = None) -> None:
         self._batcher = batcher
+        self._chosen = chosen
 
     @property
     def model_id(self) -> str:
-        return self._batcher.model_id
+        return self._chosen.model_id if self._chosen is not None else self._batcher.model_id
+
+    @property
+    def model(self) -> Any:  # its taxonomy decides the tenant's triage (service.triage_policies.taxonomy_of)
+        return getattr(self._chosen if self._chosen is not None else self._batcher.classifier, "model", None)
 
     def classify(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self._batcher.classify_blocking(items)
+        return self._batcher.classify_blocking(items, classifier=self._chosen)
+
+    def for_tenant(self, state: Any, tenant_id: str | None) -> _BatcherClassifier:
+        """The same batcher, classifying with ``tenant_id``'s promoted model when it has one."""
+        if tenant_id is None:
+            return self
+        from service.tenant_models import get_tenant_models
+
+        chosen = get_tenant_models(state).classifier(tenant_id)
+        return self if chosen is self._batcher.classifier else _BatcherClassifier(self._batcher, chosen)
 
 
 def build_job_runner(state: Any, config: JobRunnerConfig | None = None) -> JobRunner:
     """The runner for an app whose ``state`` holds ``settings``, ``session_factory``, ``batcher``
     and ``metrics``, with a handler for every job kind the service knows."""
+    from service.analysis_job import analysis_handler
     from service.dataset_import import DatasetImportHandler
+    from service.training_runs import TrainingRunHandler
 
     config = config or JobRunnerConfig()
     classifier = _BatcherClassifier(state.batcher)
     importer = DatasetImportHandler(
         home=state.settings.home,
-        classifier=lambda: classifier if state.batcher.ready else None,
+        classifier=lambda tenant_id=None: classifier.for_tenant(state, tenant_id) if state.batcher.ready else None,
         batch_size=config.batch_size,
     )
+    analyst = analysis_handler(state, config)  # issue 5: POST /v1/datasets/{id}/analyses
+    trainer = TrainingRunHandler(state)  # issue 6: POST /v1/training-runs
     gauge = state.metrics.jobs
 
     def publish(counts: dict[str, int]) -> None:
@@ -377,5 +396,8 @@ def build_job_runner(state: Any, config: JobRunnerConfig | None = None) -> JobRu
             gauge.labels(name).set(n)
 
     return JobRunner(
-        state.session_factory, {importer.kind: importer}, config=config, on_states=publish
+        state.session_factory,
+        {importer.kind: importer, analyst.kind: analyst, trainer.kind: trainer},
+        config=config,
+        on_states=publish,
     )

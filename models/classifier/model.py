@@ -22,6 +22,7 @@ from models.taxonomy import Taxonomy, dump_taxonomy, load_taxonomy
 from nlp.errors import ModelError
 
 log = logging.getLogger(__name__)
+_NODE_ROWS = ("topic_offset", "topic_bias", "touchpoint_offset", "touchpoint_bias")
 
 
 def _node_pieces(node) -> list[str]:
@@ -127,6 +128,62 @@ class CemClassifier(torch.nn.Module):
         model.topic_protos.copy_(protos["topic_protos"])
         model.touchpoint_protos.copy_(protos["touchpoint_protos"])
         model.eval()
+        return model
+
+    @classmethod
+    def from_parent(
+        cls, parent_dir: Path | str, *, base_dir: Path | str, taxonomy: Taxonomy | None = None, **changes,
+    ) -> CemClassifier:
+        """A trainable model for ``taxonomy`` (default: the parent's) that starts from a parent model.
+
+        The parent's adapters (trainable), shared head weights and temperatures carry over. A node
+        that exists in the parent keeps its learned offset and bias (and its prototype while its
+        text is unchanged); a new node gets its text prototype and no learned row, so it works
+        zero-shot until trained. ``config.training["parent"]`` records the parent's model id;
+        ``changes`` set other config fields (e.g. ``version``).
+        """
+        parent_dir = Path(parent_dir)
+        parent = cls.from_pretrained(parent_dir, base_dir=base_dir)
+        taxonomy = taxonomy or parent.taxonomy
+        tokenizer, encoder = parent.tokenizer, parent.encoder  # the parent's encoder, adapters made trainable
+        for name, param in encoder.named_parameters():
+            param.requires_grad = "lora_" in name
+        pc = parent.config
+        config = pc.with_(
+            topic_ids=taxonomy.leaf_ids,
+            touchpoint_ids=taxonomy.touchpoint_ids,
+            trained_topic_ids=tuple(t for t in taxonomy.leaf_ids if t in pc.trained_topic_ids),
+            trained_touchpoint_ids=tuple(t for t in taxonomy.touchpoint_ids if t in pc.trained_touchpoint_ids),
+            taxonomy_id=taxonomy.id,
+            taxonomy_version=str(taxonomy.version),
+            taxonomy_hash=taxonomy.content_hash(),
+            training={"parent": pc.model_id},
+            metrics={},
+            **changes,
+        )
+        model = cls(config, tokenizer, encoder, taxonomy)
+        shared = {k: v for k, v in parent.heads.state_dict().items() if not k.startswith(_NODE_ROWS)}
+        missing = model.heads.load_state_dict(shared, strict=False).missing_keys
+        if set(missing) - {f"{kind}_{part}" for kind in ("topic", "touchpoint") for part in ("offset", "bias")}:
+            raise ModelError(f"The heads in {parent_dir} do not fit this model: missing {missing}")
+        model.refresh_prototypes()
+        with torch.no_grad():
+            for kind, ids, old_ids, get in (
+                ("topic", config.topic_ids, pc.topic_ids, "topic"),
+                ("touchpoint", config.touchpoint_ids, pc.touchpoint_ids, "touchpoint"),
+            ):
+                old_index = {n: i for i, n in enumerate(old_ids)}
+                protos, old_protos = getattr(model, f"{kind}_protos"), getattr(parent, f"{kind}_protos")
+                for i, node_id in enumerate(ids):
+                    j = old_index.get(node_id)
+                    if j is None:
+                        continue  # a new node: text prototype only
+                    getattr(model.heads, f"{kind}_offset")[i] = getattr(parent.heads, f"{kind}_offset")[j]
+                    getattr(model.heads, f"{kind}_bias")[i] = getattr(parent.heads, f"{kind}_bias")[j]
+                    same_text = _node_pieces(getattr(taxonomy, get)(node_id)) == _node_pieces(
+                        getattr(parent.taxonomy, get)(node_id))
+                    if same_text:
+                        protos[i] = old_protos[j]
         return model
 
     def save_pretrained(self, directory: Path | str) -> Path:

@@ -318,12 +318,45 @@ _SECTIONS: dict[str, tuple[type[BaseModel], Callable[[Any], list[Problem]]]] = {
 }
 
 
+def _requires(requires: Mapping[Any, Sequence[str]], categories: Sequence[str]) -> list[Problem]:
+    out = []
+    for priority, names in requires.items():
+        level = getattr(priority, "value", str(priority))
+        if level == "P4":
+            out.append(
+                Problem(
+                    path="requires.P4",
+                    message="P4 is the lowest priority and cannot require a cue; use P1, P2 or P3",
+                )
+            )
+        if not names:
+            out.append(
+                Problem(
+                    path=f"requires.{level}",
+                    message=f"requires.{level} is empty: name the cue categories {level} needs",
+                )
+            )
+        for i, name in enumerate(names):
+            if name not in categories:
+                out.append(
+                    Problem(
+                        path=f"requires.{level}[{i}]",
+                        message=(
+                            f"unknown cue category {name!r}; the policy has "
+                            f"{', '.join(categories) or 'none'}"
+                        ),
+                    )
+                )
+    return out
+
+
 def semantic_problems(policy: TriagePolicy) -> list[Problem]:
-    """Checks across fields: orders of thresholds and SLAs, ids, cue lists, topic id syntax."""
+    """Checks across fields: orders of thresholds and SLAs, ids, cue lists, topic id syntax,
+    required categories."""
     out = _id(policy.id)
     for key, (_, check) in _SECTIONS.items():
         out += check(getattr(policy, key))
-    return out + _cues(policy.cues)
+    return out + _cues(policy.cues) + _requires(policy.requires, list(policy.cues))
 
 
 def salvage_problems(data: Mapping[str, Any]) -> list[Problem]:

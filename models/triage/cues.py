@@ -11,7 +11,7 @@ clause boundary ("我并没有受伤，但是外卖里吃出虫子了": the 虫�
 * **English** cues match whole words, case-insensitively, with regular inflections of the last
   word (injure -> injured). A cue is negated when a negator word (no, not, never, nobody, any
   word ending in n't...) stands at most ``window`` words before it with no breaker word (and,
-  because, I, we...) in between; exceptions ("can't believe", "not only") are blanked out first.
+  because, I, we...) and no comma, semicolon or colon in between; exceptions ("can't believe", "not only") are blanked out first.
 
 "不是A，而是B" negates A only: the comma ends the clause, and without a comma 而是 is a breaker.
 Known limits: double negatives ("不是没有过敏") read as negated, and negation after an English
@@ -32,6 +32,7 @@ __all__ = ["CueHit", "CueMatcher"]
 _ASCII_WORD = re.compile(r"[0-9A-Za-z]")
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _EN_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_EN_PAUSE = re.compile(r"[,;:]")
 _ZH_GAP = ".{0,6}?"
 _EN_GAP = r"(?:\s+[\w'-]+){0,4}\s+"
 _MIN_INFLECT = 5
@@ -239,10 +240,11 @@ class _NegationEn:
         return _blank(clause, self.exceptions, " ")
 
     def negator(self, masked: str, start: int) -> str | None:
-        tokens = _EN_TOKEN.findall(masked, 0, start)
-        for between, word in enumerate(reversed(tokens)):
-            if between > self.window:
-                break
+        tokens = list(_EN_TOKEN.finditer(masked, 0, start))
+        for between, m in enumerate(reversed(tokens)):
+            word = m.group()
+            if between > self.window or _EN_PAUSE.search(masked, m.end(), start):
+                break  # too far, or a comma between: "never again, my lawyer will call"
             if word in self.negators or (self.suffixes and word.endswith(self.suffixes)):
                 return word
             if word in self.breakers:

@@ -12,8 +12,10 @@ Score = content signals + context signals:
   (``weights.repeat_contact`` each, up to ``repeat_contacts.max_counted``), customer value from
   metadata (tier or lifetime value, the larger), and a public channel.
 
-The total maps to P1..P4 through ``thresholds``; a cue category's ``floor`` then lifts the
-priority to at least that level unless the record is positive overall.
+The total maps to P1..P4 through ``thresholds``; a priority named in ``requires`` is kept only when a
+cue of one of its categories is found (else one level down, e.g. churn alone stays P2); a cue
+category's ``floor`` then lifts the priority to at least that level unless the record is positive
+overall.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Protocol
 from models.taxonomy import Severity, Taxonomy
 from models.triage.cues import CueHit, CueMatcher
 from models.triage.io import default_policy
-from models.triage.policy import Priority, TriagePolicy
+from models.triage.policy import PRIORITIES, Priority, TriagePolicy
 from models.triage.validate import raise_for_problems, taxonomy_problems
 from nlp.errors import InvalidInputError, NotFoundError
 
@@ -173,7 +175,12 @@ class Triage:
         total = sum(s.weight for s in signals)
 
         priority = p.thresholds.priority_for(total)
+        found = {h.category for h in hits}
         floor_reasons = []
+        while priority is not Priority.P4 and not self._allowed(priority, found):
+            needed = ", ".join(p.cues[c].label for c in p.requires[priority])
+            priority = PRIORITIES[priority.rank]  # one level down
+            floor_reasons.append(f"at most {priority.value}: no cue of {needed}")
         if not positive:
             for name in dict.fromkeys(h.category for h in hits):
                 floor = p.cues[name].floor
@@ -192,6 +199,11 @@ class Triage:
             "policy": p.ref,
             "sla_hours": self.sla_hours(priority),
         }
+
+    def _allowed(self, priority: Priority, found: set[str]) -> bool:
+        """Whether the cue categories ``found`` let a score reach ``priority`` (``requires``)."""
+        needed = self.policy.requires.get(priority)
+        return not needed or any(name in found for name in needed)
 
     # ----- signal builders -------------------------------------------------------------------
     def _sentiment_signals(self, score: float) -> list[Signal]:

@@ -262,6 +262,17 @@ class TriagePolicy(_Frozen):
     negation: Negation
     routing: RoutingRules = Field(default_factory=RoutingRules)
     """Team queues for cases (``models.triage.routing``); not used for the priority."""
+    requires: dict[Priority, tuple[Text, ...]] = Field(default_factory=dict)
+    """Priority -> cue categories: a score reaching that priority counts only when a cue of one
+    of them is found, else the record drops a level (``{P1: [safety, legal]}``: anger or churn
+    alone stays P2). Category floors still apply afterwards."""
+
+    @field_validator("requires", mode="before")
+    @classmethod
+    def _requires(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _phrase_list(v) for k, v in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> TriagePolicy:
@@ -285,5 +296,7 @@ class TriagePolicy(_Frozen):
         """SHA-256 (hex) of the rules: everything but id, version, name and description, so two
         files with the same rules hash alike and any change to a weight or cue changes it."""
         payload = self.model_dump(mode="json", exclude={"id", "version", "name", "description"})
+        if not payload.get("requires"):  # absent and empty hash alike (policies older than it)
+            payload.pop("requires", None)
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()

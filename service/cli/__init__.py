@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from service.cli import (
+    analyze_cmd,
     classify_cmd,
     eval_cmd,
     keys_cmd,
+    labels_cmd,
     serve_cmd,
     setup_cmd,
     taxonomy_cmd,
@@ -24,7 +26,9 @@ app = typer.Typer(
 app.command("setup")(setup_cmd.setup)
 app.command("serve")(serve_cmd.serve)
 app.command("classify")(classify_cmd.classify)
+app.command("analyze")(analyze_cmd.analyze)
 app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.evaluate)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(taxonomy_cmd.app, name="taxonomy")
+app.add_typer(labels_cmd.app, name="labels")

@@ -124,7 +124,7 @@ _ZH_CASE = {
                 {"dataset_id": "ds_2k4m6p8r0t2v4x6z8b0d", "record_id": "fb-2024-0107"}],
     "created_at": "2024-05-02T08:00:00Z", "updated_at": "2024-05-02T09:30:00Z",
     "due_at": "2024-05-02T12:00:00Z", "resolved_at": None, "sla_breached": False,
-    "age_hours": 1.5, "version": 2, "policy": "default@1",
+    "age_hours": 1.5, "version": 2, "policy": "default@2",
 }  # fmt: skip
 _EN_CASE = {
     **_ZH_CASE, "id": "case_7h5j3k1m9n8p6q4r2s0t", "team": "billing", "priority": "P2",

@@ -25,10 +25,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nlp.errors import UnavailableError, VerbatimError
-from service.deps import BatcherDep, ClassifyPrincipal, RateLimiterDep, SettingsDep
+from service.deps import BatcherDep, ClassifyPrincipal, RateLimiterDep, SessionDep, SettingsDep
 from service.settings import Settings
+from service.tenant_models import TenantModels, get_tenant_models
+from service.triage_policies import triage_for_tenant
 
 router = APIRouter(prefix="/v1", tags=["classify"])
+
+
+def tenant_models_dep(request: Request) -> TenantModels:
+    """The app's per-tenant model routing (:mod:`service.tenant_models`)."""
+    return get_tenant_models(request.app.state)
+
+
+TenantModelsDep = Annotated[TenantModels, Depends(tenant_models_dep)]
 
 Label = Literal["negative", "neutral", "positive"]
 
@@ -269,7 +279,8 @@ def _unavailable(exc: UnavailableError) -> HTTPException:
     summary="Classify up to 256 verbatims",
     description="Sentiment, topics with polarity and evidence, touchpoints and a triage priority "
     "for each item, in request order. Needs a key with the `classify` scope. Items from concurrent "
-    "requests share model calls (micro-batching).",
+    "requests share model calls (micro-batching). A tenant that promoted a model of its own "
+    "(`/v1/models`) is served by it; `model` in each result names the version that made it.",
     responses=RESPONSES,
 )
 async def classify(
@@ -279,16 +290,23 @@ async def classify(
     settings: SettingsDep,
     batcher: BatcherDep,
     limiter: RateLimiterDep,
+    tenant_models: TenantModelsDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
     check_limits(body, settings)
     try:
         batcher.check_available(len(body.items))  # before charging the caller's rate limit
+        # chosen once: a promotion while this request waits does not split it across models
+        classifier = await tenant_models.classifier_async(principal.tenant_id)
     except UnavailableError as exc:
         raise _unavailable(exc) from exc
     limiter.charge(principal.key_id, len(body.items), unit="item")  # 429 when over
     try:
-        results = await batcher.classify([item.model_dump(exclude_none=True) for item in body.items])
-        return {"results": results, "model": batcher.model_id}
+        items = [item.model_dump(exclude_none=True) for item in body.items]
+        results = await batcher.classify(items, classifier)
+        # the tenant's own triage policy, when it has one (issue 7); results name the version
+        results = await triage_for_tenant(session, principal.tenant_id, results, [i.text for i in body.items], classifier=classifier)
+        return {"results": results, "model": classifier.model_id}
     except UnavailableError as exc:
         raise _unavailable(exc) from exc
     except VerbatimError:

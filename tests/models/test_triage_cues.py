@@ -44,7 +44,7 @@ POSITIVE = [
     # public escalation
     ("public", "不给说法我就发微博曝光你们"),
     ("public", "我要发到网上让大家看看"),
-    ("public", "I'm going to the press with this"),
+    ("media", "I'm going to the press with this"),
     ("public", "I will post this everywhere until someone answers"),
 ]
 
@@ -67,7 +67,7 @@ NEGATED = [
     ("churn", "我不会销户的，只是提个建议"),
     ("churn", "I don't want to cancel my account"),
     ("public", "我没有发微博，只是私下反映"),
-    ("public", "I haven't gone to the press"),
+    ("media", "I haven't gone to the press"),
 ]
 
 
@@ -86,7 +86,10 @@ def test_negation_stays_in_its_clause(triage: Triage) -> None:
     hits = triage.detect_cues(
         prepare("我并没有受伤，但是外卖里吃出虫子了").text, include_negated=True
     )
-    assert [(h.text, h.negated) for h in hits] == [("受伤", True), ("吃出虫", False)]
+    assert [(h.text, h.negated) for h in hits if h.category == "safety"] == [
+        ("受伤", True),
+        ("吃出虫", False),
+    ]
     hits = triage.detect_cues("No one was injured, but the charger caught fire.")
     assert [h.text for h in hits] == ["caught fire"]
 
@@ -126,6 +129,7 @@ def test_traditional_and_full_width_input_via_prepare(triage: Triage) -> None:
     assert [(h.category, h.text) for h in hits] == [
         ("safety", "过敏"),
         ("legal", "投诉到"),
+        ("remedy", "投诉"),  # a complaint is a P2 cue of its own; to 12315 it is P1
         ("legal", "12315"),
     ]
     assert "safety" not in categories(triage, "我們並沒有受傷")
@@ -151,7 +155,7 @@ def test_excluded_phrases_block_a_cue(triage: Triage) -> None:
     """Camera reviews talk about exposure (曝光补偿) and multimedia (多媒体), not the press."""
     text = "支持多媒体播放，曝光补偿也好用。不过客服太差，我要找媒体曝光你们"
     hits = triage.detect_cues(text)
-    assert [(h.category, h.text) for h in hits] == [("public", "媒体"), ("public", "曝光")]
+    assert [(h.category, h.text) for h in hits] == [("media", "媒体"), ("public", "曝光")]
     assert all(h.start > text.index("我要") for h in hits)
 
 
@@ -161,7 +165,7 @@ def test_longest_overlapping_cue_wins_and_offsets_index_the_text(triage: Triage)
     assert [(h.cue, h.text) for h in hits] == [("caught fire", "caught fire")]
     assert text[hits[0].start : hits[0].end] == "caught fire"
     prep = prepare("太離譜了！吃出蟲子，還拉肚子")
-    hits = triage.detect_cues(prep.text)
+    hits = [h for h in triage.detect_cues(prep.text) if h.category == "safety"]
     assert [h.text for h in hits] == ["吃出虫", "拉肚子"]
     assert [prep.original_span(h.start, h.end) for h in hits] == ["吃出蟲", "拉肚子"]
 
@@ -171,3 +175,81 @@ def test_wildcard_cue_spans_words(triage: Triage) -> None:
     assert [(h.cue, h.text) for h in hits] == [("进*医院", "进了医院")]
     hits = triage.detect_cues("I will never book with this airline again")
     assert [h.cue for h in hits] == ["never * again"]
+
+
+# ----- the recalibrated default: P1 harm vs P2 hazard, media, remedy, idioms, hypotheticals --------
+NEW_POSITIVE = [
+    ("safety", "米线里吃出一只苍蝇，恶心死了"),  # 吃出 + an insect, a few characters apart
+    ("safety", "凉拌菜里有一条小虫"),  # a dish + an insect
+    ("safety", "吃了他家的烤鱼，半夜闹肚子"),
+    ("safety", "两个人都吃吐了"),
+    ("safety", "这粥有股馊味"),
+    ("safety", "用了这个洗发水头皮特别痒，还掉了好多头发"),
+    ("safety", "The flight attendant was assaulted by a drunk passenger"),
+    ("safety", "We sat at the gate for an hour because of an engine problem"),
+    ("safety", "My bag with my insulin went to Denver"),
+    ("hazard", "汤里有头发，换了一份"),
+    ("hazard", "收到的橙子好几个发霉了"),
+    ("hazard", "These seats are downright dangerous for tall people"),
+    ("legal", "我已经向卫生部门反映了"),
+    ("legal", "Filing a report with the FAA about this"),
+    ("media", "我要找记者来报道"),
+    ("media", "I am contacting my local news station"),
+    ("remedy", "付了钱一直没收到货"),
+    ("remedy", "等了十天还没退款"),  # the negator is part of the cue
+    ("remedy", "You lost my bag again and offered no compensation"),
+    ("remedy", "Stranded in Chicago overnight"),
+    ("churn", "以后不会再光顾了"),
+    ("churn", "It's clear losing one more customer doesn't matter to you"),
+]
+
+
+@pytest.mark.parametrize(("category", "text"), NEW_POSITIVE)
+def test_new_cues_are_found(triage: Triage, category: str, text: str) -> None:
+    assert category in categories(triage, text)
+
+
+NEW_NEGATED = [
+    ("safety", "孩子吃了没有闹肚子，就是味道一般"),
+    ("safety", "I was not assaulted, just shouted at"),
+    ("hazard", "这次没有发霉，比上次好"),
+    ("media", "我没有找记者，只是希望解决"),
+    ("remedy", "我不要退款，给我补发就行"),
+    ("remedy", "The flight was not cancelled after all"),
+]
+
+
+@pytest.mark.parametrize(("category", "text"), NEW_NEGATED)
+def test_new_negated_cues_do_not_count(triage: Triage, category: str, text: str) -> None:
+    assert category not in categories(triage, text)
+    hits = triage.detect_cues(prepare(text).text, include_negated=True)
+    assert any(h.category == category and h.negated for h in hits)  # found, then negated
+
+
+@pytest.mark.parametrize(
+    ("category", "text"),
+    [
+        ("safety", "快递真的是差到爆炸了"),  # X到爆炸: "extremely X"
+        ("safety", "这家的炸鸡好吃到爆炸"),
+        ("safety", "突然震了一下，还以为漏电了"),  # thought it was: it was not
+        ("safety", "怕吃坏肚子，直接扔了"),  # afraid it would: it did not
+        ("safety", "出了个馊主意"),
+        ("safety", "吃一片感觉自己中毒了"),
+        ("safety", "Adding insult to injury, they lost my bag"),
+        ("safety", "I'm sick of waiting on hold"),
+        ("churn", "再也不用排队了，真方便"),
+        ("media", "支持多媒体和流媒体播放"),
+    ],
+)
+def test_figures_of_speech_and_hypotheticals_do_not_count(
+    triage: Triage, category: str, text: str
+) -> None:
+    assert category not in categories(triage, text)
+
+
+def test_look_alikes_of_negators_keep_the_cue(triage: Triage) -> None:
+    # 不同程度的 (to different degrees) and 无故 (for no reason) are not negations
+    assert "safety" in categories(triage, "吃完同事们都有不同程度的腹泻")
+    assert "churn" in categories(triage, "无故把我账号拉黑")
+    # 可怕 / 恐怕 contain 怕 but do not make the cue hypothetical
+    assert "safety" in categories(triage, "最可怕的是吃出了蟑螂")

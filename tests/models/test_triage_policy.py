@@ -37,8 +37,9 @@ def errors(source, **kwargs) -> dict[str, str]:
 def test_default_policy_is_valid_against_the_default_taxonomy() -> None:
     assert validate_policy(DEFAULT_FILE, taxonomy=default_taxonomy()) == []
     policy = default_policy()
-    assert policy.ref == "default@1"
-    assert set(policy.cues) == {"safety", "legal", "churn", "public"}
+    assert policy.ref == "default@2"
+    assert set(policy.cues) == {"safety", "hazard", "legal", "media", "remedy", "churn", "public"}
+    assert policy.requires == {Priority.P1: ("safety", "legal", "media")}
     assert {"过敏", "食物中毒", "受伤", "起火"} <= set(policy.cues["safety"].zh)
     assert {"12315", "消协", "律师", "起诉"} <= set(policy.cues["legal"].zh)
     assert "no" in policy.negation.en.negators
@@ -71,9 +72,9 @@ def test_errors_carry_paths_and_lines() -> None:
     text = text.replace(
         "sla_hours: {P1: 4, P2: 24, P3: 72, P4: 168}", "sla_hours: {P1: 4, P2: 24, P3: 12, P4: 168}"
     )
-    text = text.replace("  sentiment: 3.0 ", "  sentimnet: 3.0 ")
+    text = text.replace("  sentiment: 2.0 ", "  sentimnet: 2.0 ")
     text = text.replace(
-        "floor: P2\n    related_topics: [product.quality",
+        "floor: P1\n    related_topics: [product.quality",
         "floor: P5\n    related_topics: [product.quality",
     )
     problems = validate_policy(text)
@@ -189,7 +190,7 @@ def test_reading_problems(tmp_path: Path) -> None:
     assert "duplicate key 'id'" in errors(dup)["id"]
     path = tmp_path / "acme.yaml"
     path.write_text(dump_policy(default_policy()).replace("id: default", "id: acme"), "utf-8")
-    assert load_policy(path).ref == "acme@1"
+    assert load_policy(path).ref == "acme@2"
     path.write_text("id: acme\n", "utf-8")
     with pytest.raises(PolicyError, match=f"triage policy file {path} is invalid"):
         load_policy(str(path))

@@ -2,16 +2,22 @@
 
 Cue words decide the sentiment, topics and touchpoints (Chinese and English), so tests know what to
 expect of each verbatim without loading a model. ``delay`` (seconds per call) makes it slow enough
-to interrupt an import; ``calls`` counts the items it saw.
+to interrupt an import; ``calls`` counts the items it saw. ``classify_with_embeddings`` adds a
+deterministic L2-normalised embedding per text: one axis per cue rule it matches (so texts about the
+same topic lie close together) plus hashed character bigrams, like the real model's pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Any
 
+import numpy as np
+
 MODEL_ID = "fake-cem@test"
+EMBEDDING_SIZE = 384
 
 # (cues, topic, touchpoint)
 _RULES = (
@@ -40,6 +46,18 @@ class FakeClassifier:
         with self._lock:
             self.calls += len(items)
         return [self._one(item) for item in items]
+
+    def classify_with_embeddings(
+        self, items: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """``classify`` plus one unit-length float32 row per item (the real model's pair)."""
+        results = self.classify(items)
+        embeddings = (
+            np.stack([embed(item["text"]) for item in items])
+            if items
+            else np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+        )
+        return results, embeddings.astype(np.float32)
 
     def _one(self, item: dict[str, Any]) -> dict[str, Any]:
         text = item["text"]
@@ -81,3 +99,18 @@ class FakeClassifier:
             "triage": {"priority": "P2" if negative else "P4", "reasons": []},
             "model": MODEL_ID,
         }
+
+
+def embed(text: str) -> np.ndarray:
+    """A deterministic unit vector: a strong axis per cue rule matched, weak hashed bigrams."""
+    low = text.lower()
+    vec = np.zeros(EMBEDDING_SIZE, dtype=np.float64)
+    for axis, (cues, _, _) in enumerate(_RULES):
+        if any(cue in low for cue in cues):
+            vec[axis] = 1.0
+    grams = [low[i : i + 2] for i in range(max(1, len(low) - 1))]
+    for gram in grams:
+        digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=4).digest()
+        axis = len(_RULES) + int.from_bytes(digest, "little") % (EMBEDDING_SIZE - len(_RULES))
+        vec[axis] += 0.3 / len(grams)
+    return (vec / np.linalg.norm(vec)).astype(np.float32)

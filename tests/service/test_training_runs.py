@@ -1,0 +1,231 @@
+"""Training runs over HTTP: a job with progress, the version it registers, failures, auto-promotion.
+
+The fine-tune is a fake (``registry_support.FakeTrainer``) that reports progress like the real one
+and writes a fake model directory; the labels are real rows stored through :mod:`service.labels`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from registry_support import DEFAULT_VERSION, add_tenant_labels, labelled_verbatims, serving
+
+DEFAULT = f"verbatim-cem@{DEFAULT_VERSION}"
+ZH = "快递太慢了，等了一个星期才到。"
+
+
+def test_a_run_reports_progress_while_it_trains_and_its_result_when_done(
+    tmp_path: Path, database_url: str, live_server
+) -> None:
+    with serving(tmp_path, database_url, live_server) as api:
+        api.trainer.gate = gate = threading.Event()
+        started = api.call("POST", "/v1/training-runs", json={"holdout": 0.5, "seed": 7})
+        assert started.status_code == 202, started.text
+        run = started.json()
+        assert started.headers["location"] == f"/v1/jobs/{run['job_id']}" == run["job"]
+        assert run["status"] == "queued" and run["version"] == f"{DEFAULT_VERSION}+ft.1"
+        assert run["taxonomy"] == {"id": None, "key": "cem-default", "version": 1}
+        assert run["params"]["labels_at_start"] == 60 and run["params"]["seed"] == 7
+
+        deadline = time.monotonic() + 20
+        while (now := api.call("GET", f"/v1/training-runs/{run['id']}", "analyze").json())["status"] != "running" \
+                or "step 5" not in now["result"].get("stage", ""):  # fmt: skip
+            assert time.monotonic() < deadline, now
+            time.sleep(0.05)
+        assert 0.3 < now["progress"] < 0.9
+        job = api.call("GET", f"/v1/jobs/{run['job_id']}").json()
+        assert (
+            job["kind"] == "training_run"
+            and job["state"] == "running"
+            and job["counts"] == {"labels": 60}
+        )
+        gate.set()
+
+        job = api.wait_job(run["job_id"])
+        assert job["state"] == "succeeded" and job["progress"] == 1.0
+        assert job["counts"] == {"labels": 60, "train": 30, "heldout": 30}
+        done = api.call("GET", f"/v1/training-runs/{run['id']}", "analyze").json()
+        assert done["status"] == "succeeded" and done["finished_at"] is not None
+        assert (
+            done["result"]["model_version"] == run["version"]
+            and done["result"]["promoted"] is False
+        )
+        assert done["result"]["macro_f1"] == {"candidate": 1.0, "promoted": 1.0}
+        listed = api.call("GET", "/v1/training-runs", "analyze").json()
+        assert listed["total"] == 1 and listed["items"][0]["id"] == run["id"]
+        # the fine-tune saw the tenant's 60 labels and started from the shipped default model
+        assert api.trainer.calls[0]["n"] == 60 and api.trainer.calls[0]["parent_dir"].endswith(
+            "shipped-default"
+        )
+
+
+def test_too_few_labels_or_an_unknown_taxonomy_or_parent_are_refused(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    with serving(tmp_path, sqlite_url, live_server, labels=False) as api:
+        add_tenant_labels(sqlite_url, "acme", labelled_verbatims()[:12])
+        few = api.call("POST", "/v1/training-runs", json={})
+        assert few.status_code == 422
+        assert few.json()["error"]["details"] == {
+            "labels": 12,
+            "min_labels": 20,
+            "taxonomy": "cem-default",
+        }
+        assert (
+            api.call("POST", "/v1/training-runs", json={"taxonomy": "no-such"}).status_code == 404
+        )
+        add_tenant_labels(sqlite_url, "acme", labelled_verbatims()[12:])
+        assert (
+            api.call("POST", "/v1/training-runs", json={"parent": "0.2.0+ft.9"}).status_code == 404
+        )
+        assert api.call("GET", "/v1/training-runs", "analyze").json()["total"] == 0
+        assert api.call("GET", "/v1/training-runs/run_nothing", "analyze").status_code == 404
+
+
+def test_a_failed_fine_tune_fails_the_run_with_its_reason_and_registers_nothing(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    with serving(tmp_path, sqlite_url, live_server) as api:
+        api.trainer.fail = "label 'x' names 'food.safety', which is not an active leaf"
+        run = api.call("POST", "/v1/training-runs", json={}).json()
+        job = api.wait_job(run["job_id"])
+        assert job["state"] == "failed" and "food.safety" in job["error"]
+        after = api.call("GET", f"/v1/training-runs/{run['id']}", "analyze").json()
+        assert after["status"] == "failed" and "food.safety" in after["error"]
+        assert api.call("GET", "/v1/models", "analyze").json()["items"] == []
+        # the next run gets the next number; a failed one keeps its own
+        api.trainer.fail = None
+        assert api.train()["version"] == f"{DEFAULT_VERSION}+ft.2"
+
+
+def test_promote_on_success_only_when_the_guard_allows(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    with serving(tmp_path, sqlite_url, live_server) as api:
+        worse = api.train(misses=("service.attitude",), promote=True)
+        assert worse["result"]["promoted"] is False and worse["result"]["guard"]["allowed"] is False
+        assert api.classify([ZH]).json()["model"] == DEFAULT
+
+        good = api.train(promote=True)
+        assert good["result"]["promoted"] is True
+        assert api.classify([ZH]).json()["model"] == f"verbatim-cem@{good['version']}"
+        event = api.call("GET", "/v1/models/events", "analyze").json()[0]
+        assert event["action"] == "promote" and event["version"] == good["version"]
+        assert event["actor"]["name"] == "train-key" and good["id"] in event["reason"]
+
+        # a run from the tenant's own version records that lineage and trains from its directory
+        child = api.train(parent=good["version"])
+        model = api.call("GET", f"/v1/models/{child['version']}", "analyze").json()
+        assert (
+            model["lineage"]["parent"] == good["version"]
+            and model["guard"]["against"] == good["version"]
+        )
+        assert api.trainer.calls[-1]["parent_dir"].endswith(good["version"])
+
+
+def _tiny_encoder():
+    """The tiny-base builder shared with tests/models (not a package, so loaded by path)."""
+    import importlib.util
+    import sys
+
+    if "tiny_encoder" in sys.modules:
+        return sys.modules["tiny_encoder"]
+    path = Path(__file__).resolve().parents[1] / "models" / "tiny_encoder.py"
+    spec = importlib.util.spec_from_file_location("tiny_encoder", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tiny_encoder"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_a_real_fine_tune_on_40_labels_through_the_api_serves_the_new_version(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    """The real fine-tune, evaluation and loading on the tiny encoder (its scores mean nothing):
+    40 labels in, a version registered with per-node held-out scores, promoted, serving results."""
+    import functools
+
+    import torch
+
+    from evaluation.compare import evaluate_on_labels, regression_guard
+    from models.classifier.config import ClassifierConfig
+    from models.classifier.model import CemClassifier
+    from models.classifier.predict import Classifier
+    from models.taxonomy import default_taxonomy
+    from service.app import create_app
+    from service.jobs import JobRunnerConfig
+    from service.settings import Settings
+    from service.tenant_models import ModelSources
+    from service.training_runs import TrainingBackend
+    from training.finetune import finetune
+
+    items = labelled_verbatims()
+    labels = items[:14] + items[20:33] + items[40:53]  # 14 + 13 + 13 = 40
+    texts = [i.text for i in labels] + [ZH]
+    base = _tiny_encoder().build_tiny_base(tmp_path / "base", texts)
+    torch.manual_seed(0)
+    parent = CemClassifier.from_base(
+        base,
+        default_taxonomy(),
+        ClassifierConfig(head_dim=16, lora_r=4, lora_alpha=8, version="0.2.0"),
+    ).save_pretrained(tmp_path / "default-model")
+    default = Classifier.load(parent, base_dir=base)
+    sources = ModelSources(
+        models_root=tmp_path / "models", default_dir=lambda: Path(parent), base_dir=lambda: base,
+        load=lambda d: Classifier.load(d, base_dir=base),
+    )  # fmt: skip
+    app = create_app(Settings(home=tmp_path, database_url=sqlite_url), classifier_factory=lambda: default,
+                     jobs=JobRunnerConfig(poll_interval_s=0.05))  # fmt: skip
+    app.state.model_sources = sources
+    app.state.training_backend = TrainingBackend(
+        finetune=functools.partial(finetune, replay_data=False, batch_size=8),
+        evaluate=evaluate_on_labels, guard=regression_guard,
+    )  # fmt: skip
+    from registry_support import Api, FakeTrainer, make_keys
+
+    with live_server(app) as base_url:
+        api = Api(
+            base_url=base_url,
+            keys=make_keys(sqlite_url),
+            trainer=FakeTrainer(),
+            loads=[],
+            url=sqlite_url,
+        )
+        assert add_tenant_labels(sqlite_url, "acme", labels) == 40
+        started = api.call("POST", "/v1/training-runs", json={"steps": 12, "holdout": 0.25})
+        assert started.status_code == 202, started.text
+        job = api.wait_job(started.json()["job_id"], timeout=600)
+        assert job["state"] == "succeeded", job
+        version = started.json()["version"]
+        assert version == "0.2.0+ft.1"
+        model = api.call("GET", f"/v1/models/{version}", "analyze").json()
+        assert (
+            model["data"]["labels"] == 40
+            and model["data"]["train"] + model["data"]["heldout"] == 40
+        )
+        assert model["data"]["heldout"] >= 9 and model["data"]["steps"] == 12
+        per_node = model["metrics"]["candidate"]["per_node"]
+        assert sum(per_node[t]["support"] for t in ("delivery.timeliness", "service.attitude", "product.quality")) \
+            == model["data"]["heldout"]  # fmt: skip
+        assert model["metrics"]["promoted"]["model"] == "verbatim-cem@0.2.0"
+        assert isinstance(model["guard"]["allowed"], bool)
+        saved = json.loads(
+            (tmp_path / "models" / api.tenant_id() / version / "config.json").read_text("utf-8")
+        )
+        assert saved["version"] == version and saved["training"]["labels"] == 40
+
+        promoted = api.call("POST", f"/v1/models/{version}/promote",
+                            json={"force": True, "reason": "tiny test model"})  # fmt: skip
+        assert promoted.status_code == 200, promoted.text
+        result = api.classify([ZH]).json()["results"][0]
+        assert result["model"] == f"verbatim-cem@{version}" and result["sentiment"]["label"] in (
+            "negative", "neutral", "positive")  # fmt: skip
+        for topic in result["topics"]:
+            if topic.get("evidence"):
+                ev = topic["evidence"]
+                assert ZH[ev["start"] : ev["end"]] == ev["text"]

@@ -1,0 +1,165 @@
+"""Fine-tuning a tenant's model from a parent model and labels (tiny tier + one real check).
+
+The tiny tier (2-layer random encoder) checks mechanics a user relies on: the extended model keeps
+what the parent learned for existing nodes and starts a new node zero-shot, the run writes a
+loadable model with its lineage, held-out labels never train it, and progress is reported. The
+real check fine-tunes the shipped model on a few dozen labels of a new node.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from models.classifier.config import ClassifierConfig
+from models.classifier.model import CemClassifier
+from models.taxonomy import default_taxonomy
+from training.finetune import finetune, split_holdout
+from training.labelset import LabelExample
+
+NEW = "safety.food"
+POS = ["吃完就拉肚子了", "菜里吃出一根头发", "米饭里有虫子", "粥已经馊了", "牛奶过期了还送来", "吃了上吐下泻",
+       "found a hair in my soup", "got food poisoning from the chicken", "the yogurt was expired", "a bug in my salad"]
+NEG = [("送餐太慢了，等了两个小时", "delivery.timeliness"), ("味道很好，分量也足", "product.quality"),
+       ("骑手态度很差", "delivery.courier"), ("价格实惠", "price.value"),
+       ("the delivery was two hours late", "delivery.timeliness"), ("the food tasted great", "product.quality"),
+       ("the staff were rude", "service.attitude"), ("good value for money", "price.value")]
+
+
+def labelled() -> list[LabelExample]:
+    out = [LabelExample(id=f"p{i}", text=t, sentiment="negative", topics={NEW: "negative"}) for i, t in enumerate(POS)]
+    out += [LabelExample(id=f"n{i}", text=t, topics={node: "negative" if "慢" in t or "late" in t or "rude" in t
+                                                    or "差" in t else "positive"})
+            for i, (t, node) in enumerate(NEG)]
+    return out
+
+
+def extended_taxonomy():
+    from evaluation.fewshot import fewshot_taxonomy
+
+    return fewshot_taxonomy()
+
+
+def _tiny_encoder():
+    if "tiny_encoder" in sys.modules:
+        return sys.modules["tiny_encoder"]
+    path = Path(__file__).resolve().parents[1] / "models" / "tiny_encoder.py"
+    spec = importlib.util.spec_from_file_location("tiny_encoder", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tiny_encoder"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny base and a parent model on it whose node rows are non-zero (as a trained model's are)."""
+    root = tmp_path_factory.mktemp("tiny-finetune")
+    base = _tiny_encoder().build_tiny_base(root / "base", POS + [t for t, _ in NEG])
+    torch.manual_seed(0)
+    tax = default_taxonomy()
+    parent = CemClassifier.from_base(base, tax, ClassifierConfig(version="0.9.0", lora_r=4, lora_alpha=8))
+    with torch.no_grad():
+        for name in ("topic_offset", "topic_bias", "touchpoint_offset", "touchpoint_bias"):
+            getattr(parent.heads, name).normal_()
+    parent.config = parent.config.with_(trained_topic_ids=tax.leaf_ids, trained_touchpoint_ids=tax.touchpoint_ids)
+    parent.save_pretrained(root / "parent")
+    return base, root / "parent"
+
+
+def test_an_extended_model_keeps_learned_rows_and_starts_the_new_node_zero_shot(tiny):
+    base, parent_dir = tiny
+    parent = CemClassifier.from_pretrained(parent_dir, base_dir=base)
+    child = CemClassifier.from_parent(parent_dir, base_dir=base, taxonomy=extended_taxonomy(), version="acme-1")
+    cfg = child.config
+    assert cfg.topic_ids[-1] == NEW and cfg.topic_ids[:-1] == parent.config.topic_ids
+    assert NEW not in cfg.trained_topic_ids and cfg.trained_topic_ids == parent.config.topic_ids
+    assert cfg.training["parent"] == "verbatim-cem@0.9.0" and cfg.model_id == "verbatim-cem@acme-1"
+    n = len(parent.config.topic_ids)
+    assert torch.equal(child.heads.topic_offset[:n], parent.heads.topic_offset)
+    assert torch.equal(child.heads.topic_bias[:n], parent.heads.topic_bias)
+    assert torch.equal(child.topic_protos[:n], parent.topic_protos)
+    assert float(child.heads.topic_offset[n].detach().abs().sum()) == 0.0 and float(child.heads.topic_bias[n].detach()) == 0.0
+    assert float(child.topic_protos[n].norm()) == pytest.approx(1.0, abs=1e-4)  # its text prototype
+    assert torch.equal(child.heads.sentiment[0].weight, parent.heads.sentiment[0].weight)
+    assert any(p.requires_grad for n_, p in child.encoder.named_parameters() if "lora_" in n_)
+
+
+def test_split_is_stable_stratified_and_disjoint():
+    ex = labelled()
+    train, held = split_holdout(ex, 0.25, seed=13)
+    again = split_holdout(ex[::-1], 0.25, seed=13)  # the same labels in another order: the same split
+    assert ({e.id for e in train}, {e.id for e in held}) == ({e.id for e in again[0]}, {e.id for e in again[1]})
+    assert not {e.id for e in train} & {e.id for e in held} and len(train) + len(held) == len(ex)
+    assert sum(NEW in (e.topics or {}) for e in held) in (2, 3)  # a quarter of the new node's ten labels
+
+
+def test_finetune_writes_a_loadable_model_with_lineage_and_reports_on_held_out_labels(tiny, tmp_path):
+    base, parent_dir = tiny
+    seen: list[tuple[float, str]] = []
+    result = finetune(labelled(), parent_dir=parent_dir, base_dir=base, taxonomy=extended_taxonomy(),
+                      out_dir=tmp_path / "acme-1", version="acme-1", steps=12, holdout=0.25, replay_data=False,
+                      progress=lambda f, m: seen.append((f, m)))
+    assert result.replay == "labels-only" and result.steps == 12 and result.parent == "verbatim-cem@0.9.0"
+    assert not set(result.train_ids) & set(result.heldout_ids) and len(result.heldout_ids) in (4, 5)
+    cfg = ClassifierConfig.load(result.model_dir)
+    assert NEW in cfg.trained_topic_ids and cfg.training["parent"] == "verbatim-cem@0.9.0"
+    assert cfg.training["train_labels"] == 18 - len(result.heldout_ids) and cfg.training["replay"] == "labels-only"
+    # the report is on the held-out labels only, with the new node among the scored ones
+    assert result.report.n_examples == len(result.heldout_ids) and result.report.per_node[NEW].support >= 2
+    assert result.report.model == "verbatim-cem@acme-1"
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and any("step 12/12" in m for _, m in seen)
+    # the encoder stays the parent's (only the heads train); the heads moved
+    assert load_file(str(parent_dir / "adapter" / "adapter_model.safetensors")).keys() == \
+        load_file(str(result.model_dir / "adapter" / "adapter_model.safetensors")).keys()
+    before = load_file(str(parent_dir / "heads.safetensors"))["sentiment.0.weight"]
+    assert not torch.equal(before, load_file(str(result.model_dir / "heads.safetensors"))["sentiment.0.weight"])
+    CemClassifier.from_pretrained(result.model_dir, base_dir=base)
+
+
+def test_labels_for_nodes_outside_the_taxonomy_are_refused(tiny, tmp_path):
+    from nlp.errors import InvalidInputError
+
+    base, parent_dir = tiny
+    with pytest.raises(InvalidInputError, match="safety.food"):
+        finetune(labelled(), parent_dir=parent_dir, base_dir=base, taxonomy=None, out_dir=tmp_path / "x",
+                 version="x", steps=2, replay_data=False)
+
+
+@pytest.fixture(scope="module")
+def real_base(tmp_path_factory) -> Path:
+    from models.encoder import build_base_encoder, ensure_base_encoder
+
+    home = os.environ.get("VERBATIM_HOME")
+    if home:
+        return ensure_base_encoder(Path(home))
+    return build_base_encoder(tmp_path_factory.mktemp("verbatim-home") / "multilingual-e5-small")
+
+
+@pytest.mark.slow
+def test_real_model_new_node_is_zero_shot_before_and_trained_after(real_base, tmp_path):
+    from models.classifier import default_model_dir
+    from models.classifier.predict import Classifier
+
+    tax = extended_taxonomy()
+    unseen = ["昨天吃了他家的烤串，半夜开始拉肚子", "汤里有一只苍蝇", "my kid threw up after eating the nuggets"]
+    other = ["配送员很准时，态度也好", "the room was spacious and quiet", "价格有点贵"]
+    zero = CemClassifier.from_parent(default_model_dir(), base_dir=real_base, taxonomy=tax, version="zs")
+    zero.encoder = zero.encoder.merge_and_unload()
+    before = Classifier(zero, triage=None).classify([{"id": str(i), "text": t} for i, t in enumerate(unseen)])
+    for res in before:  # the new node, when it shows, is marked zero-shot
+        assert all(t.get("zero_shot") for t in res["topics"] if t["id"] == NEW)
+    result = finetune(labelled(), parent_dir=default_model_dir(), base_dir=real_base, taxonomy=tax,
+                      out_dir=tmp_path / "m", version="ft", steps=60, holdout=0.0, replay_data=False)
+    clf = Classifier.load(result.model_dir, base_dir=real_base, triage=None)
+    after = clf.classify([{"id": str(i), "text": t} for i, t in enumerate(unseen + other)])
+    found = [[t for t in r["topics"] if t["id"] == NEW] for r in after]
+    assert all(f and "zero_shot" not in f[0] for f in found[:3]), found
+    assert not any(found[3:]), found
