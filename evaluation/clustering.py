@@ -94,12 +94,19 @@ def _default_bertopic(texts: list[str], emb: np.ndarray, random_state: int) -> l
 
 
 def run_clustering(*, classifier: Any = None, data_dir: str | os.PathLike[str] | None = None,
-                   embeddings_cache: Path | None = None, random_state: int = 42) -> dict[str, Any]:
-    """Score ``IssueClusterer`` and default BERTopic on Banking77 test (JSON-able, no texts)."""
+                   embeddings_cache: Path | None = None, random_state: int = 42,
+                   intents: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score ``IssueClusterer`` and default BERTopic on Banking77 test (JSON-able, no texts).
+
+    ``classifier`` needs ``classify_with_embeddings`` and ``model_id`` (default: the shipped
+    model); ``intents`` restricts the study to some intents (for quick checks).
+    """
     from models.analytics.clusters import IssueClusterer
     from training.data.registry import load_dataset
 
     examples = load_dataset(DATASET, SPLIT, data_dir=data_dir)
+    if intents is not None:
+        examples = [e for e in examples if e.raw_labels["intent"] in set(intents)]
     texts = [e.text for e in examples]
     gold = [e.raw_labels["intent"] for e in examples]
     emb, model = embed(texts, classifier, cache=embeddings_cache)

@@ -143,6 +143,10 @@ def render(results: dict[str, Any]) -> str:
     recipe = results.get("recipe") or {}
     if recipe:
         lines += _recipe_section(recipe, meta.get("target_notes") or {})
+    if "studies" in results:
+        from evaluation.study_report import render_studies
+
+        lines += render_studies(results["studies"])
     if meta.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in meta["notes"]] + [""]
     return "\n".join(lines)

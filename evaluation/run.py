@@ -94,7 +94,9 @@ def run_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(_clean(results), ensure_ascii=False, indent=1),
                                       encoding="utf-8")
-    (out / "REPORT.md").write_text(render(results), encoding="utf-8")
+    from evaluation.study_report import load_studies
+
+    (out / "REPORT.md").write_text(render({**results, "studies": load_studies(out)}), encoding="utf-8")
     log.info("wrote %s and %s", out / "REPORT.md", out / "results.json")
     return results
 

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FinetuneResult", "default_steps", "finetune", "split_holdout"]
 
 LABELS = "labels"
+_NODE_ROWS = ("topic_offset", "topic_bias", "touchpoint_offset", "touchpoint_bias")
 ProgressFn = Callable[[float, str], None]
 
 
@@ -159,7 +160,7 @@ def finetune(
     examples: Sequence[LabelExample], *, parent_dir: Path | str, base_dir: Path | str, taxonomy: Taxonomy | str | Path | None,
     out_dir: Path | str, version: str, steps: int | None = None, seed: int = 13, holdout: float = 0.2,
     progress: ProgressFn | None = None, replay_data: Sequence[str] | bool | None = None,
-    replay_per_set: int = 50, batch_size: int = 16, head_lr: float = 1e-3,
+    replay_per_set: int = 50, batch_size: int = 16, head_lr: float = 5e-3, shared_lr: float = 1e-4,
     label_share: float = 0.5, cache: dict | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``parent_dir`` on ``examples`` for ``taxonomy`` and write the model to ``out_dir``.
@@ -213,8 +214,14 @@ def finetune(
     sampler = MixtureSampler(pools, mixture, batch_size, seed)
     report_progress(0.05, "encoding the training texts")
     states = _encode(model, [it.text for pool in pools.values() for it in pool], batch_size=32, cache=cache)
-    head_params = [p for p in model.heads.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(head_params, lr=head_lr, weight_decay=0.01)
+    # each node's own row (offset, bias) learns at head_lr; the parts all nodes share barely move
+    # (shared_lr), so labels for some nodes do not drift the others, and new nodes keep the
+    # zero-shot path they start from
+    rows = [p for n, p in model.heads.named_parameters() if n in _NODE_ROWS]
+    shared = [p for n, p in model.heads.named_parameters() if n not in _NODE_ROWS]
+    head_params = rows + shared
+    optimizer = torch.optim.AdamW([{"params": rows, "lr": head_lr, "weight_decay": 0.0},
+                                   {"params": shared, "lr": shared_lr, "weight_decay": 0.01}])
     scheduler = _schedule(optimizer, max(1, steps // 10), steps)
     prep_seconds = time.perf_counter() - started
     log.info("fine-tune: %d train / %d held-out labels, %s, %d texts encoded, %d steps (prepared in %.0f s)",
@@ -225,7 +232,7 @@ def finetune(
     for step in range(1, steps + 1):
         items = sampler.next()
         hidden, attention, special = _batch([states[it.text] for it in items])
-        out = model.heads(hidden, attention, special, model.topic_protos, model.touchpoint_protos, node_dropout=0.3)
+        out = model.heads(hidden, attention, special, model.topic_protos, model.touchpoint_protos)
         loss, _ = multitask_loss(out, items, group_loss="noisy_or")
         optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
@@ -245,7 +252,7 @@ def finetune(
         training={
             "parent": cfg.training.get("parent"), "kind": "finetune", "labels": len(examples),
             "train_labels": len(train_ex), "heldout_labels": len(held_ex), "steps": steps, "batch_size": batch_size,
-            "head_lr": head_lr, "encoder": "frozen (the parent's adapters)", "seed": seed, "holdout": holdout, "replay": replay,
+            "head_lr": head_lr, "shared_lr": shared_lr, "encoder": "frozen (the parent's adapters)", "seed": seed, "holdout": holdout, "replay": replay,
             "replay_sets": replay_sets, "mixture": mixture,
         },
         package_versions=_versions(),

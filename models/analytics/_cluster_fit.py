@@ -2,9 +2,10 @@
 
 One batch of verbatims (texts plus the classifier's own embeddings) goes through
 
-1. language alignment: each language's mean embedding is moved onto the batch's mean, so a
-   multilingual encoder's "this is Chinese" direction does not split one issue into a zh and an
-   en cluster (mean-centring per language, Libovický et al. 2020);
+1. language alignment: each language is shifted onto the largest one by the mean offset between
+   cross-language mutual nearest neighbours, so a multilingual encoder's "this is Chinese"
+   direction does not split one issue into a zh and an en cluster (cf. language-mean centring,
+   Libovický et al. 2020, made robust to languages that carry different topics);
 2. BERTopic with UMAP (fixed ``random_state``) and HDBSCAN, no embedding model of its own, and a
    ``CountVectorizer`` over the shared :class:`~nlp.segment.Segmenter` (jieba words for Chinese);
 3. outlier reduction with ``reduce_outliers(strategy="embeddings")``: outliers join their nearest
@@ -15,6 +16,7 @@ One batch of verbatims (texts plus the classifier's own embeddings) goes through
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -79,15 +81,38 @@ class BatchClusters:
     words: Mapping[int, list[tuple[str, float]]] = field(default_factory=dict)
 
 
-def language_shifts(embeddings: np.ndarray, langs: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per language, the vector that moves its mean onto the batch mean (empty for one language)."""
+def language_shifts(embeddings: np.ndarray, langs: Sequence[str], *, rounds: int = 3) -> dict[str, np.ndarray]:
+    """Per language, the vector that moves its texts onto the largest language's (empty for one language).
+
+    The offset is the mean difference over mutual nearest neighbours across the two languages
+    (texts that say the same thing), not the difference of the languages' means, which would also
+    carry whatever topics one language has and the other lacks. Refined over a few ``rounds``.
+    """
     langs_arr = np.asarray([str(lang) for lang in langs])
-    counts = {lang: int((langs_arr == lang).sum()) for lang in set(langs_arr.tolist())}
-    big = sorted(lang for lang, c in counts.items() if c >= MIN_LANG_DOCS)
+    counts = collections.Counter(langs_arr.tolist())
+    big = sorted((lang for lang, c in counts.items() if c >= MIN_LANG_DOCS), key=lambda g: (-counts[g], g))
     if len(big) < 2:
         return {}
-    overall = embeddings.mean(axis=0)
-    return {lang: (overall - embeddings[langs_arr == lang].mean(axis=0)).astype(np.float32) for lang in big}
+    ref = _unit(embeddings[langs_arr == big[0]])
+    shifts = {}
+    for lang in big[1:]:
+        own = embeddings[langs_arr == lang]
+        shift = np.zeros(embeddings.shape[1], dtype=np.float32)
+        for _ in range(rounds):
+            moved = _unit(own + shift)
+            sims = moved @ ref.T
+            nearest, back = sims.argmax(axis=1), sims.argmax(axis=0)
+            mutual = back[nearest] == np.arange(len(moved))
+            if mutual.sum() < 3:
+                break
+            shift = shift + (ref[nearest[mutual]] - moved[mutual]).mean(axis=0)
+        shifts[lang] = shift.astype(np.float32)
+    return shifts
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def align(embeddings: np.ndarray, langs: Sequence[str], shifts: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -144,14 +169,23 @@ def centroids_of(embeddings: np.ndarray, labels: np.ndarray, clusters: Sequence[
 
 def radii_of(embeddings: np.ndarray, labels: np.ndarray, core: np.ndarray, centroids: np.ndarray,
              clusters: Sequence[int]) -> np.ndarray:
-    """Per cluster, the :data:`RADIUS_QUANTILE` of its core members' cosine to the centroid."""
+    """Per cluster, three cosines to its centroid: ``[edge, typical, apart]``.
+
+    ``edge`` is the :data:`RADIUS_QUANTILE` of its core members, ``typical`` their median, and
+    ``apart`` the 99th percentile of the other texts of the batch (other clusters and outliers):
+    a text above it is closer to this cluster than nearly everything that is not in it.
+    """
+    sims = embeddings @ centroids.T
     out = []
     for row, c in enumerate(clusters):
         members = (labels == c) & core
         if not members.any():
             members = labels == c
-        out.append(float(np.quantile(embeddings[members] @ centroids[row], RADIUS_QUANTILE)))
-    return np.asarray(out, dtype=np.float32)
+        edge, typical = np.quantile(sims[members, row], [RADIUS_QUANTILE, 0.5])
+        others = sims[labels != c, row]
+        apart = float(np.quantile(others, 0.99)) if others.size else edge
+        out.append((edge, typical, apart))
+    return np.asarray(out, dtype=np.float32).reshape(len(out), 3)
 
 
 @contextlib.contextmanager
@@ -217,7 +251,7 @@ def cluster_batch(texts: Sequence[str], embeddings: np.ndarray, params: ClusterP
         return BatchClusters(labels=topics, core=core)
     if not core.all():
         cent = centroids_of(embeddings, topics, found)
-        natural = float(np.median(radii_of(embeddings, topics, core, cent, found)))
+        natural = float(np.median(radii_of(embeddings, topics, core, cent, found)[:, 0]))
         best = (embeddings[~core] @ cent.T).max(axis=1)
         threshold = attach_threshold(best, n, int(core.sum()), natural, params.outlier_target)
         new = model.reduce_outliers(docs, topics.tolist(), strategy="embeddings", embeddings=embeddings,

@@ -1,7 +1,7 @@
 """Saving and loading an :class:`~models.analytics.clusters.IssueClusterer`: a model directory.
 
 ``config.json`` holds the settings, the segmenter's settings, the clusters (ids, labels, keywords)
-and package versions; ``arrays.safetensors`` holds the centroids, radii and language shifts. No
+and package versions; ``arrays.safetensors`` holds the centroids, radii (edge, typical, match) and language shifts. No
 pickle. The segmenter's word lists travel with the directory: a user dictionary or stop-word list
 given as a file is copied into ``segmenter/``, one named from ``nlp/resources`` is stored by name.
 """

@@ -145,7 +145,7 @@ class IssueClusterer:
         found = cluster_batch([batch.texts[i] for i in rows], emb, self.params_, self._segmenter)
         self.cluster_ids_: list[str] = []
         self.centroids_ = np.zeros((0, emb.shape[1]), dtype=np.float32)
-        self.radii_ = np.zeros(0, dtype=np.float32)
+        self.radii_ = np.zeros((0, 3), dtype=np.float32)  # edge, typical, apart
         self.clusters_: list[Cluster] = []
         self.next_id_ = 1
         local = np.full(len(rows), -1)
@@ -156,7 +156,12 @@ class IssueClusterer:
 
     def assign(self, texts: Sequence[str], embeddings: np.ndarray, *, ids: Sequence[str], langs: Sequence[str],
                topics: Sequence[Sequence[str]] | None = None) -> ClusterSet:
-        """Place a new batch: existing clusters first (within each one's radius), then new clusters.
+        """Place a new batch: existing clusters first, then new clusters.
+
+        A text joins its nearest existing centroid outright when it is as close as the cluster's
+        edge members and closer than 99% of the other texts were; the rest are clustered anew,
+        and a new cluster whose centroid lies as close to an existing one as that cluster's typical
+        member (or a text nearer an existing centroid than its new one) joins the existing cluster.
 
         Matched clusters keep their id, label and keywords; ``size``, ``examples`` and the topic
         mapping describe this batch. New clusters get the next free ids and are kept for later
@@ -170,13 +175,15 @@ class IssueClusterer:
         if len(self.cluster_ids_) and len(rows):
             sims = emb @ self.centroids_.T
             best = sims.argmax(axis=1)
-            hit = sims[np.arange(len(rows)), best] >= self.radii_[best]
+            hit = sims[np.arange(len(rows)), best] >= self.radii_[best][:, [0, 2]].max(axis=1)  # at the edge and apart
             local[hit] = best[hit]
         rest = np.flatnonzero(local < 0)
         found = cluster_batch([batch.texts[rows[i]] for i in rest], emb[rest], self.params_, self._segmenter,
                               single_cluster=True)
+        found = self._merge_into_existing(found, emb[rest], rest, local)
+        found = self._prefer_existing(found, emb[rest], rest, local)
         new_rows = self._add_clusters(found, emb[rest], rest, local)
-        self._attach_outliers(emb, local)
+        self._attach_outliers(emb, local, apart=True)
         present = sorted(set(local[local >= 0].tolist()))
         clusters = []
         for r in present:
@@ -224,21 +231,60 @@ class IssueClusterer:
             self.cluster_ids_.append(f"c{self.next_id_}")
             self.next_id_ += 1
         self.centroids_ = np.vstack([self.centroids_, cent]).astype(np.float32)
-        self.radii_ = np.concatenate([self.radii_, radii]).astype(np.float32)
+        self.radii_ = np.vstack([self.radii_, radii]).astype(np.float32)
         self._local_of = {start + k: c for k, c in enumerate(order)}
         return list(range(start, start + len(order)))
 
-    def _attach_outliers(self, emb: np.ndarray, local: np.ndarray) -> None:
-        """Bring the batch's coverage up to ``outlier_target`` with the closest outliers."""
+    def _merge_into_existing(self, found: BatchClusters, emb: np.ndarray, at: np.ndarray,
+                             local: np.ndarray) -> BatchClusters:
+        """A new cluster whose centroid is as close to an existing one as its typical member is joins it."""
+        labels = found.labels.copy()
+        new = sorted(set(labels[labels >= 0].tolist()))
+        if not new or not len(self.cluster_ids_):
+            return found
+        sims = centroids_of(emb, labels, new) @ self.centroids_.T
+        for k, c in enumerate(new):
+            best = int(sims[k].argmax())
+            if sims[k, best] >= self.radii_[best, 1]:
+                local[at[labels == c]] = best
+                labels[labels == c] = -1
+        return BatchClusters(labels=labels, core=found.core & (labels >= 0), words=found.words)
+
+    def _prefer_existing(self, found: BatchClusters, emb: np.ndarray, at: np.ndarray,
+                         local: np.ndarray) -> BatchClusters:
+        """Texts put in a new cluster but nearer an existing centroid than their own go to the existing one."""
+        labels = found.labels.copy()
+        new = sorted(set(labels[labels >= 0].tolist()))
+        if not new or not len(self.cluster_ids_):
+            return found
+        cent = centroids_of(emb, labels, new)
+        own = np.full(len(labels), np.inf)
+        for k, c in enumerate(new):
+            own[labels == c] = emb[labels == c] @ cent[k]
+        sims = emb @ self.centroids_.T
+        best = sims.argmax(axis=1)
+        move = sims[np.arange(len(labels)), best] > own
+        local[at[move]] = best[move]
+        labels[move] = -1
+        return BatchClusters(labels=labels, core=found.core & ~move, words=found.words)
+
+    def _attach_outliers(self, emb: np.ndarray, local: np.ndarray, *, apart: bool = False) -> None:
+        """Bring the batch's coverage up to ``outlier_target`` with the closest outliers.
+
+        With ``apart``, an outlier also joins its nearest cluster when it is closer to it than 99%
+        of the texts outside that cluster were.
+        """
         out = np.flatnonzero(local < 0)
         if not out.size or not len(self.cluster_ids_):
             return
         sims = emb[out] @ self.centroids_.T
         best = sims.argmax(axis=1)
         best_sim = sims[np.arange(out.size), best]
-        natural = float(np.median(self.radii_))
+        natural = float(np.median(self.radii_[:, 0]))
         threshold = attach_threshold(best_sim, len(local), int((local >= 0).sum()), natural, self.outlier_target)
         take = best_sim >= threshold
+        if apart:
+            take |= best_sim >= self.radii_[best, 2]
         local[out[take]] = best[take]
 
     def _describe(self, r: int, batch: _Batch, rows: np.ndarray, emb: np.ndarray, local: np.ndarray,

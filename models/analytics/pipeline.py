@@ -232,19 +232,34 @@ def _rejection(r: Any) -> dict[str, Any]:
 
 
 def _classify(records, classify_fn: ClassifyFn, chunk: int, progress: ProgressFn):
-    results: list[dict[str, Any]] = []
-    parts: list[np.ndarray] = []
+    """Classify each distinct (text, lang) once, in chunks; repeats get a copy under their own id.
+
+    Survey exports repeat short answers ("好评", "good") many times, and classification is the
+    costly stage, so repeats cost nothing.
+    """
+    first: dict[tuple[str, str | None], int] = {}
+    owner = [first.setdefault((r.text, getattr(r, "lang", None)), i) for i, r in enumerate(records)]
+    unique = sorted(first.values())
     total = len(records)
+    done_unique: dict[int, tuple[dict[str, Any], np.ndarray]] = {}
     progress("classify", 0, total)
-    for start in range(0, total, chunk):
-        batch = records[start : start + chunk]
+    finished = 0
+    for start in range(0, len(unique), chunk):
+        rows = unique[start : start + chunk]
+        batch = [records[i] for i in rows]
         res, emb = classify_fn([{"id": r.id, "text": r.text, "lang": getattr(r, "lang", None)} for r in batch])
         if len(res) != len(batch) or len(emb) != len(batch):
             raise ValueError(f"classify_fn returned {len(res)} results for {len(batch)} items")
-        results.extend(res)
-        parts.append(np.asarray(emb, dtype=np.float32))
-        progress("classify", start + len(batch), total)
-    return results, np.concatenate(parts, axis=0)
+        for i, result, vector in zip(rows, res, np.asarray(emb, dtype=np.float32), strict=True):
+            done_unique[i] = (result, vector)
+        finished = unique[start + len(rows)] if start + len(rows) < len(unique) else total
+        progress("classify", finished, total)
+    results = []
+    for i, record in enumerate(records):
+        result = done_unique[owner[i]][0]
+        results.append(result if owner[i] == i else {**result, "id": record.id})
+    embeddings = np.stack([done_unique[o][1] for o in owner]) if records else np.zeros((0, 0), np.float32)
+    return results, embeddings
 
 
 def _cluster(records, results, embeddings, taxonomy, clusterer, settings: AnalysisSettings):

@@ -197,14 +197,14 @@ def representative_examples(
 
 def driver_keyphrases(
     mask: np.ndarray, corpus: Corpus, *, topic: str | None = None, polarity: str | None = None,
-    top_k: int = 10, max_texts: int = 2000, min_lift: float = 1.25,
+    top_k: int = 10, max_texts: int = 2000, min_lift: float = 1.25, min_share: float = 0.02,
 ) -> dict[str, list[dict[str, Any]]]:
     """Keyphrases per language that set the driver apart.
 
     Candidates come from :func:`nlp.keywords.extract_keyphrases` over the driver's evidence spans
     (topic drivers) or texts; each is kept when the share of the driver's verbatims containing it
-    is at least ``min_lift`` times its share among the other verbatims of that language, and
-    ranked by score x log(lift). So "lounge" in a lounge-review data set does not crowd out
+    is at least ``min_lift`` times its share among the other verbatims of that language (and at
+    least ``min_share`` of the driver's verbatims, two at the least), ranked by score x log(lift). So "lounge" in a lounge-review data set does not crowd out
     "dirty toilets". Rows: ``phrase``, ``score``, ``lift``.
     """
     from nlp.keywords import extract_keyphrases
@@ -233,9 +233,12 @@ def driver_keyphrases(
     out: dict[str, list[dict[str, Any]]] = {}
     for lang, items in spans.items():
         rows = []
-        for phrase, score in (extract_keyphrases(items, top_k * 4, lang=lang) if items else []):
+        for phrase, score in (extract_keyphrases(items, top_k * 5, lang=lang) if items else []):
             key = phrase.lower()
-            share_in = (sum(key in t for t in inside[lang]) + 0.5) / (len(inside[lang]) + 1)
+            docs_in = sum(key in t for t in inside[lang])
+            if docs_in < max(2, min_share * len(inside[lang])):
+                continue  # a word of one or two verbatims is no root cause
+            share_in = (docs_in + 0.5) / (len(inside[lang]) + 1)
             share_out = (sum(key in t for t in outside[lang]) + 0.5) / (len(outside[lang]) + 1)
             lift = share_in / share_out
             if lift >= min_lift:

@@ -16,6 +16,10 @@ def evaluate(
     peers_only: bool = typer.Option(False, help="Score the peers only."),
     quick: bool = typer.Option(False, help="Seeded subsamples of every split (minutes, for a smoke check)."),
     train_recipes: bool = typer.Option(False, help="Train recipe benchmarks that have no stored run, here (slow on CPU)."),
+    study: list[str] = typer.Option(
+        None, help="Measure this study again (triage, skytrax, clustering, fewshot; repeatable) and re-render "
+        "REPORT.md from the saved results, without re-running the suites."
+    ),
 ) -> None:
     """Score the model and its peers on every public test split; write the report."""
     import logging
@@ -27,6 +31,15 @@ def evaluate(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
+    if study:
+        from evaluation.study_report import rerender, run_study
+
+        with exit_on_error():
+            classifier = load_classifier(settings, model)
+            for name in study:
+                run_study(name, out, classify_fn=classifier.classify)
+            err_console.print(f"wrote {rerender(out)}")
+        return
     with exit_on_error():
         base = ensure_base_encoder(settings.home)
         predict_fn, name, train_fn = None, None, None

@@ -132,3 +132,18 @@ def test_no_record_with_the_score_is_an_error_that_names_the_field():
         run_fake(make_records(20), outcome="happiness")
     with pytest.raises(InvalidInputError, match="no valid records"):
         run_fake([])
+
+
+def test_repeated_answers_are_classified_once_and_each_record_keeps_its_id():
+    records = make_records(60)
+    sent: list[str] = []
+
+    def counting(items):
+        sent.extend(item["text"] for item in items)
+        return fake_classify(items)
+
+    a = analyze(records, counting, outcome="nps", taxonomy=default_taxonomy(), clusterer=KeywordClusterer())
+    assert sorted(sent) == sorted({r.text for r in records}) and len(sent) < len(records)
+    late = next(d for d in a["drivers"] if d["driver"] == "delivery.timeliness:negative")
+    assert late["support"] == sum(any(w in r.text for w in ("慢", "late", "slow", "delayed")) for r in records)
+    assert len(set(late["examples"])) == len(late["examples"])

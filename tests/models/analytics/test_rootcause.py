@@ -146,3 +146,19 @@ def test_case_feedback_reports_resolved_share_and_time_to_resolve_per_topic():
     assert out["total"]["cases"] == 4 and out["total"]["resolved"] == 2
     with pytest.raises(InvalidInputError, match="resolved_at"):
         case_feedback([{"topic": "x", "status": "resolved", "created_at": "2024-01-01", "resolved_at": "yesterday"}])
+
+
+def test_keyphrases_leave_out_words_every_verbatim_uses():
+    bad = ["The lounge had dirty toilets and broken chairs.", "Dirty toilets in the lounge, awful.",
+           "Lounge was crowded and the toilets were dirty.", "Broken chairs and dirty toilets at the lounge."]
+    good = ["The lounge had a nice view.", "Great lounge, nice view and good coffee.", "Lounge staff were kind.",
+            "Quiet lounge with a nice view of the runway."]
+    texts = (bad + good) * 5
+    n = len(texts)
+    mask = np.array([t in bad for t in texts])
+    results = [{"id": f"r{i}", "lang": "en", "topics": [], "sentiment": {"label": "neutral"}} for i in range(n)]
+    corpus = Corpus(ids=[f"r{i}" for i in range(n)], texts=texts, langs=["en"] * n, results=results,
+                    embeddings=np.zeros((n, 4), dtype=np.float32), values=np.zeros(n), clusters=[None] * n)
+    phrases = [p["phrase"] for p in driver_keyphrases(mask, corpus)["en"]]
+    assert "lounge" not in phrases
+    assert "dirty toilets" in phrases and "broken chairs" in phrases
