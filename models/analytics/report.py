@@ -90,12 +90,14 @@ def _journey_fig(touchpoints: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     x = [f"{t['stage']}. {_bi(t.get('label'), t['name'])}" for t in touchpoints]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=x, y=[t["volume"] for t in touchpoints], name="提及量 volume", marker_color="#74b9ff"))
+    fig.add_trace(go.Bar(x=x, y=[t["volume"] for t in touchpoints], name="提及量 volume", marker_color="#74b9ff",
+                         customdata=[[t.get("outcome"), t.get("impact")] for t in touchpoints],
+                         hovertemplate="%{x}<br>volume %{y}<br>score among mentioners %{customdata[0]}<br>"
+                                       "impact %{customdata[1]}<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=[100 * t["sentiment"].get("negative", 0) for t in touchpoints],
                              name="负面占比 % negative", mode="lines+markers", line_color=NEGATIVE), secondary_y=True)
-    fig.add_trace(go.Scatter(x=x, y=[t.get("outcome") for t in touchpoints], name="得分 score among mentioners",
-                             mode="markers", marker={"size": 12, "symbol": "diamond", "color": "#2d3436"}),
-                  secondary_y=True)
+    fig.update_yaxes(title_text="提及量 volume", secondary_y=False)
+    fig.update_yaxes(title_text="负面占比 % negative", range=[0, 100], secondary_y=True)
     fig.update_layout(title="客户旅程 / Customer journey", legend={"orientation": "h", "y": -0.25})
     return _html(fig, "chart-journey", 420)
 
