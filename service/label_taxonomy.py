@@ -65,6 +65,8 @@ class TaxonomyBook:
     def get(self, key: str, version: int) -> Taxonomy:
         """Version ``version`` of taxonomy ``key`` (a key :meth:`current_version` returned)."""
         if (key, version) not in self._cache:
+            if key not in self._rows:  # find the tenant's row; none: the shipped default
+                self.current_version(key)
             row = self._rows.get(key)
             self._cache[(key, version)] = (
                 default_taxonomy() if row is None

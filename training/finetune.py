@@ -203,7 +203,7 @@ def finetune(
     report_progress(0.02, "preparing replay data")
     replay_pools, replay_mix, replay, replay_sets = _replay(replay_data, builder, _prepare_text,
                                                             per_set=replay_per_set, seed=seed)
-    pools = {LABELS: label_items, SEEDS: list(builder.seed_items(_prepare_text)), **replay_pools}
+    pools = {LABELS: label_items, SEEDS: _seed_items(builder, cfg, _prepare_text), **replay_pools}
     if replay_mix:  # labels, seeds (10%) and the replay sets in their default proportions
         total = sum(replay_mix.values())
         mixture = {LABELS: label_share, SEEDS: 0.1,
@@ -300,6 +300,19 @@ def _encode(model, texts: Sequence[str], *, batch_size: int, cache: dict | None 
         cache.update(states)
         states = {t: cache[t] for t in texts}
     return states
+
+
+def _seed_items(builder, cfg, prepare) -> list:
+    """The taxonomy's seed phrases as weak labels. A seed shows its own node and, for the nodes the
+    parent learned, no other; it says nothing about a *new* node (an old node's seed "half the
+    strawberries were moldy" may well be about a new food-safety node), so those stay unknown."""
+    new = [i for i, t in enumerate(cfg.topic_ids) if t not in cfg.trained_topic_ids]
+    items = list(builder.seed_items(prepare))
+    for it in items:
+        for i in new:
+            if it.topic_mask[i] and it.topic_target[i] == 0:
+                it.topic_mask[i] = False
+    return items
 
 
 def _batch(rows: list[tuple]):

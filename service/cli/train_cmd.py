@@ -34,33 +34,35 @@ def train(
         err_console.print("[bold red]error:[/] give either --config (train from data) or --labels (fine-tune on a label set)")
         raise typer.Exit(2)
     with exit_on_error():
-        base = ensure_base_encoder(settings.home)
         if config is not None:
             from training import train as run_training
             from training.config import TrainConfig
 
-            path = run_training(TrainConfig.from_yaml(config), out, base_dir=base)
+            cfg = TrainConfig.from_yaml(config)  # a bad config fails before anything is built
+            path = run_training(cfg, out, base_dir=ensure_base_encoder(settings.home))
             err_console.print(f"model written to {path}")
             return
-        _finetune(labels, out, base=base, parent=parent, taxonomy=taxonomy, against=against, steps=steps,
+        _finetune(labels, out, home=settings.home, parent=parent, taxonomy=taxonomy, against=against, steps=steps,
                   version=version, holdout=holdout, replay=replay)
 
 
-def _finetune(labels: Path, out: Path, *, base: Path, parent: Path | None, taxonomy: Path | None, against: Path | None,
+def _finetune(labels: Path, out: Path, *, home: Path, parent: Path | None, taxonomy: Path | None, against: Path | None,
               steps: int | None, version: str | None, holdout: float, replay: bool) -> None:
     from rich.progress import Progress
 
     from evaluation.compare import evaluate_on_labels, regression_guard
     from models.classifier import default_model_dir
     from models.classifier.config import ClassifierConfig
+    from models.encoder import ensure_base_encoder
     from models.taxonomy import load_taxonomy
     from training.finetune import finetune
     from training.labelset import read_label_set
 
     parent = parent or default_model_dir()
     tax = load_taxonomy(taxonomy) if taxonomy else load_taxonomy(Path(parent) / "taxonomy.yaml")
-    examples = read_label_set(labels, taxonomy=tax)
+    examples = read_label_set(labels, taxonomy=tax)  # bad labels fail before anything is built
     err_console.print(f"{len(examples)} labels read from {labels}")
+    base = ensure_base_encoder(home)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("fine-tuning", total=1.0)
         result = finetune(

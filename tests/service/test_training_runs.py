@@ -229,3 +229,40 @@ def test_a_real_fine_tune_on_40_labels_through_the_api_serves_the_new_version(
             if topic.get("evidence"):
                 ev = topic["evidence"]
                 assert ZH[ev["start"] : ev["end"]] == ev["text"]
+
+
+def test_a_run_trains_for_the_tenants_taxonomy_version_with_its_new_node(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    import yaml
+
+    from service.labels import LabelInput
+
+    with serving(tmp_path, sqlite_url, live_server, labels=False) as api:
+        made = api.call("POST", "/v1/taxonomies", json={"from": "default", "id": "acme-cem"})
+        assert made.status_code == 201, made.text
+        doc = yaml.safe_load(api.call("GET", "/v1/taxonomies/acme-cem?format=yaml").text)
+        doc["topics"].append({
+            "id": "product.safety", "name": {"zh": "过敏/食品安全", "en": "Allergies and food safety"},
+            "description": {"zh": "吃的用的东西引起过敏、拉肚子或食物中毒。",
+                            "en": "Allergic reactions, illness or food poisoning from what was eaten or used."},
+            "seeds": {"zh": ["吃完全身起红疹", "吃完就拉肚子了"], "en": ["broke out in hives", "we all got food poisoning"]},
+            "touchpoints": ["use"], "severity": "high",
+        })  # fmt: skip
+        put = api.call(
+            "PUT", "/v1/taxonomies/acme-cem", json={"yaml": yaml.safe_dump(doc, allow_unicode=True)}
+        )
+        assert put.status_code == 200 and put.json()["current_version"] == 2, put.text
+        allergic = [LabelInput(text=t, lang=lang, sentiment="negative", topics={"product.safety": "negative"})
+                    for t, lang in [("备注了花生过敏还是放了花生，孩子吃完起了红疹。", "zh"),
+                                    ("一家人吃完都上吐下泻。", "zh"),
+                                    ("I told them about my nut allergy and got hives.", "en"),
+                                    ("We all got food poisoning after the buffet.", "en")]]  # fmt: skip
+        add_tenant_labels(sqlite_url, "acme", labelled_verbatims()[:20] + allergic)
+
+        run = api.train()
+        # the fine-tune is given version 2 of the tenant's taxonomy, not the shipped default
+        # (which lacks product.safety, so a real fine-tune would refuse the labels naming it)
+        assert run["taxonomy"]["key"] == "acme-cem" and run["taxonomy"]["version"] == 2
+        assert api.trainer.calls[-1]["taxonomy"] == "acme-cem"
+        assert api.trainer.calls[-1]["n"] == 24

@@ -163,3 +163,19 @@ def test_real_model_new_node_is_zero_shot_before_and_trained_after(real_base, tm
     found = [[t for t in r["topics"] if t["id"] == NEW] for r in after]
     assert all(f and "zero_shot" not in f[0] for f in found[:3]), found
     assert not any(found[3:]), found
+
+
+def test_old_nodes_seed_phrases_say_nothing_about_a_new_node(tiny):
+    from training.finetune import _seed_items
+    from training.targets import TargetBuilder
+
+    base, parent_dir = tiny
+    child = CemClassifier.from_parent(parent_dir, base_dir=base, taxonomy=extended_taxonomy())
+    cfg = child.config
+    new, quality = cfg.topic_ids.index(NEW), cfg.topic_ids.index("product.quality")
+    items = _seed_items(TargetBuilder(child.taxonomy, cfg.topic_ids, cfg.touchpoint_ids), cfg, str)
+    moldy = next(it for it in items if it.text == "half the strawberries were moldy")  # a product.quality seed
+    assert moldy.topic_target[quality] == 1 and not moldy.topic_mask[new]
+    own = [it for it in items if it.topic_target[new] == 1]
+    assert len(own) == 20 and all(it.topic_mask[new] for it in own)
+    assert all(it.topic_mask[quality] for it in items if it.topic_mask.any())  # old nodes keep their negatives
