@@ -61,3 +61,15 @@ def test_a_report_without_time_segments_or_cases_still_renders():
     out = render_report(a)
     assert "The records have no ts field" in out and "No metadata field with 2–50 distinct values" in out
     assert 'id="cases"' not in out and 'id="chart-drivers"' in out
+
+
+def test_cases_without_a_topic_are_listed_by_their_placeholder():
+    """A support case opened on a record with no topic still shows in the resolution view (it
+    once made the report fail: the service answered 500)."""
+    records = make_records(40)
+    cases = [*CASES, {"topic": None, "priority": "P2", "status": "resolved", "resolution_code": "refund",
+                      "created_at": "2024-03-05T09:00:00", "resolved_at": "2024-03-05T15:00:00"}]
+    a = analyze(records, fake_classify, outcome="nps", taxonomy=default_taxonomy(), clusterer=KeywordClusterer(),
+                cases=cases)
+    out = render_report(a)
+    assert 'id="cases"' in out and "(none)" in out and "时效" in out
