@@ -81,8 +81,11 @@ class GuardResult:
     forced: bool = False
     force_reason: str | None = None
     deltas: dict[str, float] = field(default_factory=dict)  # node -> candidate F1 - promoted F1
-    macro_candidate: float | None = None
+    macro_candidate: float | None = None  # over ``macro_nodes``
     macro_promoted: float | None = None
+    macro_nodes: list[str] = field(default_factory=list)  # existing nodes with support >= min_support
+    low_support: list[str] = field(default_factory=list)  # existing nodes with 0 < support < min_support
+    min_support: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,11 +201,13 @@ def evaluate_on_labels(model_or_dir, examples: Sequence, *, base_dir: Path | str
 def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support: int = 10, max_drop: float = 0.03,
                      max_macro_drop: float = 0.0, force_reason: str | None = None) -> GuardResult:
     """Refuse a candidate that loses more than ``max_drop`` F1 on any existing node with at least
-    ``min_support`` labels, or whose macro-F1 over the existing nodes drops (by more than
+    ``min_support`` labels, or whose macro-F1 over those same nodes drops (by more than
     ``max_macro_drop``). A non-empty ``force_reason`` allows it anyway and is recorded.
 
-    Existing nodes are those both models predict; new nodes cannot regress. Both reports must come
-    from the same labels.
+    Existing nodes are those both models predict; new nodes cannot regress. Nodes with fewer than
+    ``min_support`` held-out labels decide nothing, in the macro-F1 rule as in the per-node one (one
+    label flipping would swing a node's F1 by a whole point); they are listed in ``low_support``
+    and named in the macro-F1 reason. Both reports must come from the same labels.
     """
     if candidate.labels_hash != promoted.labels_hash:
         raise InvalidInputError(
@@ -210,15 +215,23 @@ def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support
     shared = [n for n in promoted.model_nodes if n in set(candidate.model_nodes)]
     reasons: list[str] = []
     deltas: dict[str, float] = {}
+    supported: list[str] = []
+    low_support: list[str] = []
     for node in shared:
         c, p = candidate.per_node[node], promoted.per_node[node]
         deltas[node] = round(c.f1 - p.f1, 6)
-        if c.support >= min_support and p.f1 - c.f1 > max_drop + 1e-12:
-            reasons.append(f"{node}: F1 {p.f1:.3f} -> {c.f1:.3f} ({100 * (c.f1 - p.f1):+.1f} points, "
-                           f"support {c.support}; the limit is -{100 * max_drop:.0f})")
-    mc, mp = candidate.macro_over(shared), promoted.macro_over(shared)
+        if c.support >= min_support:
+            supported.append(node)
+            if p.f1 - c.f1 > max_drop + 1e-12:
+                reasons.append(f"{node}: F1 {p.f1:.3f} -> {c.f1:.3f} ({100 * (c.f1 - p.f1):+.1f} points, "
+                               f"support {c.support}; the limit is -{100 * max_drop:.0f})")
+        elif c.support > 0:
+            low_support.append(node)
+    mc, mp = candidate.macro_over(supported), promoted.macro_over(supported)
     if not np.isnan(mp) and (np.isnan(mc) or mp - mc > max_macro_drop + 1e-12):
-        reasons.append(f"macro-F1 over the {len(shared)} existing node(s) drops: {mp:.3f} -> {mc:.3f}")
+        left = (f"; left out for support < {min_support}: {', '.join(low_support)}" if low_support else "")
+        reasons.append(f"macro-F1 over the {len(supported)} existing node(s) with support >= {min_support} drops: "
+                       f"{mp:.3f} -> {mc:.3f}{left}")
     allowed = not reasons
     forced = False
     if not allowed and force_reason and force_reason.strip():
@@ -226,4 +239,5 @@ def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support
     return GuardResult(allowed=allowed, reasons=reasons, forced=forced,
                        force_reason=force_reason.strip() if forced else None, deltas=deltas,
                        macro_candidate=None if np.isnan(mc) else float(mc),
-                       macro_promoted=None if np.isnan(mp) else float(mp))
+                       macro_promoted=None if np.isnan(mp) else float(mp),
+                       macro_nodes=supported, low_support=low_support, min_support=min_support)

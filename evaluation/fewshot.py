@@ -134,20 +134,33 @@ def _score(clf, heldout, others) -> dict[str, Any]:
             "other_nodes": other, "other_macro_f1": sum(macros) / len(macros) if macros else None}
 
 
-def run_fewshot(*, parent_dir: Path, base_dir: Path, work_dir: Path, shots: tuple[int, ...] = (10, 25, 50),
-                steps: int | None = None, other_per_set: int = 100) -> dict[str, Any]:
-    """Zero-shot, then one fine-tune per shot count; returns the JSON-able result (no texts)."""
+def run_fewshot(*, parent_dir: Path | None = None, base_dir: Path | None = None, work_dir: Path | None = None,
+                shots: tuple[int, ...] = (10, 25, 50), steps: int | None = None, other_per_set: int = 100,
+                time_labels: int = 500) -> dict[str, Any]:
+    """Zero-shot, then one fine-tune per shot count; returns the JSON-able result (no texts).
+
+    Defaults: the shipped model, the base encoder under ``VERBATIM_HOME`` and a temporary work
+    folder. ``time_labels`` > 0 also times one fine-tune as a training run makes it
+    (:func:`time_finetune`).
+    """
+    import tempfile
+
     from models.classifier.model import CemClassifier
     from models.classifier.predict import Classifier
     from training.finetune import finetune
 
+    parent_dir, base_dir = _defaults(parent_dir, base_dir)
+    scratch = None
+    if work_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="verbatim-fewshot-")
+        work_dir = Path(scratch.name)
     taxonomy = fewshot_taxonomy()
     pos, neg, heldout = load_fewshot_labels()
     others = _other_examples(other_per_set)
     runs: list[dict[str, Any]] = []
     cache: dict = {}  # encoder states of the replay and seed texts, shared by the runs (same parent)
     t0 = time.perf_counter()
-    parent = Classifier.load(parent_dir, base_dir=base_dir, triage=None)
+    parent = _load_fp32(parent_dir, base_dir)
     before = _score(parent, heldout, others)
     runs.append({"shots": None, "model": "default (no safety.food node)", **before})
     log.info("default: other macro-F1 %.3f", before["other_macro_f1"])
@@ -163,19 +176,90 @@ def run_fewshot(*, parent_dir: Path, base_dir: Path, work_dir: Path, shots: tupl
         result = finetune(examples, parent_dir=parent_dir, base_dir=base_dir, taxonomy=taxonomy,
                           out_dir=Path(work_dir) / f"k{k}", version=f"fewshot-{k}", steps=steps, holdout=0.0,
                           cache=cache)
-        clf = Classifier.load(result.model_dir, base_dir=base_dir, triage=None)
+        clf = _load_fp32(result.model_dir, base_dir)
         runs.append({"shots": k, "model": f"fine-tuned on {k} positive + {min(k, len(neg))} negative labels",
-                     "steps": result.steps, "replay": result.replay, "finetune_seconds": round(result.seconds, 1),
-                     "finetune_cpu_seconds": round(result.cpu_seconds, 1), **_score(clf, heldout, others)})
+                     "steps": result.steps, "stopped_at": result.stopped_at, "threshold": result.thresholds.get(NODE),
+                     "trained_rows": result.trained_rows, "replay": result.replay,
+                     "finetune_seconds": round(result.seconds, 1), "finetune_cpu_seconds": round(result.cpu_seconds, 1),
+                     **_score(clf, heldout, others)})
         log.info("k=%d: %s other %.3f", k, runs[-1]["node"], runs[-1]["other_macro_f1"])
-    return {
+    out = {
         "node": NODE, "taxonomy": taxonomy.id, "parent": str(parent_dir),
+        "method": "node rows the labels speak about, anchored, stopped and thresholded by cross-fitting on the "
+                  "training labels; encoder and shared heads frozen (settings chosen on halves of the training "
+                  "labels and on dev samples of the other sets, never on the held-out file)",
         "heldout": {"n": len(heldout), "positives": sum(y for _, y in heldout),
                     "sources": "waimai_10k and online_shopping_10_cats dev/test, labelled by hand"},
         "train_pool": {"positives": len(pos), "negatives": len(neg)},
         "other_sets": {name: len(v) for name, v in others.items()},
-        "runs": runs, "seconds": round(time.perf_counter() - t0, 1),
+        "runs": runs,
     }
+    if time_labels:
+        out["timing"] = time_finetune(time_labels, parent_dir=parent_dir, base_dir=base_dir,
+                                      out_dir=Path(work_dir) / f"timing-{time_labels}")
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    if scratch is not None:
+        scratch.cleanup()
+    return out
+
+
+def _load_fp32(model_dir: Path, base_dir: Path):
+    """A model directory as a classifier in fp32, as the zero-shot model is scored (every row of the
+    table then differs only by its weights, not by how the encoder computes)."""
+    from models.classifier.model import CemClassifier
+    from models.classifier.predict import Classifier
+
+    model = CemClassifier.from_pretrained(model_dir, base_dir=base_dir)
+    if hasattr(model.encoder, "merge_and_unload"):
+        model.encoder = model.encoder.merge_and_unload()
+    return Classifier(model, triage=None)
+
+
+def time_finetune(n: int, *, parent_dir: Path | None = None, base_dir: Path | None = None,
+                  out_dir: Path) -> dict[str, Any]:
+    """Time one fine-tune as ``POST /v1/training-runs`` runs it (20% held out, replay, evaluation)
+    on ``n`` labels: the study's 100 training labels plus zhijiang train labels
+    (:func:`training.labelset.labels_from_dataset`), for the few-shot taxonomy."""
+    import os
+
+    from training.finetune import finetune
+    from training.labelset import labels_from_dataset
+
+    parent_dir, base_dir = _defaults(parent_dir, base_dir)
+    taxonomy = fewshot_taxonomy()
+    pos, neg, _ = load_fewshot_labels()
+    examples = (pos + neg + labels_from_dataset("zhijiang2019_makeup_opinion", "train", n, taxonomy=taxonomy))[:n]
+    load_before = os.getloadavg()
+    result = finetune(examples, parent_dir=parent_dir, base_dir=base_dir, taxonomy=taxonomy, out_dir=out_dir,
+                      version=f"timing-{n}")
+    return {"labels": len(examples), "train": len(result.train_ids), "heldout": len(result.heldout_ids),
+            "steps": result.steps, "stopped_at": result.stopped_at, "replay": result.replay,
+            "seconds": round(result.seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1),
+            "threads": _threads(), "cpus": os.cpu_count(),
+            "load_average": {"before": [round(x, 2) for x in load_before],
+                             "after": [round(x, 2) for x in os.getloadavg()]}}
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _defaults(parent_dir: Path | None, base_dir: Path | None) -> tuple[Path, Path]:
+    import os
+
+    from platformdirs import user_data_dir
+
+    from models.classifier import default_model_dir
+    from models.encoder import ensure_base_encoder
+
+    if parent_dir is None:
+        parent_dir = default_model_dir()
+    if base_dir is None:
+        home = Path(os.environ.get("VERBATIM_HOME") or user_data_dir("verbatim", appauthor=False))
+        base_dir = ensure_base_encoder(home)
+    return Path(parent_dir), Path(base_dir)
 
 
 def _f(x: float | None) -> str:
@@ -192,36 +276,42 @@ def render_fewshot(result: dict[str, Any]) -> list[str]:
         f"Other nodes: macro-F1 over the closed topics of {', '.join(result['other_sets'])} "
         f"({sum(result['other_sets'].values())} labelled test texts).",
         "",
-        "| model | new node P | R | F1 | other nodes macro-F1 | fine-tune (wall s / CPU s) |",
-        "|---|---|---|---|---|---|",
+    ]
+    if result.get("method"):
+        lines += [f"Fine-tuning: {result['method']}.", ""]
+    lines += [
+        "| model | new node P | R | F1 | other nodes macro-F1 | stopped at / of steps | threshold | fine-tune (wall s / CPU s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
         n = r["node"]
         cost = f"{r['finetune_seconds']:.0f} / {r['finetune_cpu_seconds']:.0f}" if "finetune_seconds" in r else ""
+        stop = f"{r['stopped_at']} / {r['steps']}" if "stopped_at" in r else ""
+        th = _f(r.get("threshold")) if "stopped_at" in r else ""
         lines.append(f"| {r['model']} | {_f(n['precision'])} | {_f(n['recall'])} | {_f(n['f1'])} | "
-                     f"{_f(r['other_macro_f1'])} | {cost} |")
+                     f"{_f(r['other_macro_f1'])} | {stop} | {th} | {cost} |")
+    t = result.get("timing")
+    if t:
+        load = t["load_average"]
+        lines += ["", f"A training run on {t['labels']} labels ({t['train']} trained on, {t['heldout']} held out, "
+                  f"{t['replay']} replay, {t['stopped_at']} of {t['steps']} steps kept, evaluation included): "
+                  f"{t['seconds'] / 60:.1f} min wall, {t['cpu_seconds'] / 60:.1f} min CPU on {t['threads']} thread(s) of "
+                  f"{t['cpus']} cores, load average {load['before'][0]:.1f} before and {load['after'][0]:.1f} after."]
     lines.append("")
     return lines
 
 
 def main() -> None:
     import argparse
-    import os
-
-    from platformdirs import user_data_dir
-
-    from models.classifier import default_model_dir
-    from models.encoder import ensure_base_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "studies" / "fewshot.json")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/verbatim-fewshot"))
+    parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--time-labels", type=int, default=500, help="labels for the timed run (0: no timing)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    home = Path(os.environ.get("VERBATIM_HOME") or user_data_dir("verbatim", appauthor=False))
-    result = run_fewshot(parent_dir=default_model_dir(), base_dir=ensure_base_encoder(home),
-                         work_dir=args.work, steps=args.steps)
+    result = run_fewshot(work_dir=args.work, steps=args.steps, time_labels=args.time_labels)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     log.info("\n%s", "\n".join(render_fewshot(result)))

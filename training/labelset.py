@@ -33,6 +33,7 @@ __all__ = [
     "LabelExample",
     "LabelProblem",
     "example_from_dict",
+    "labels_from_dataset",
     "parse_label_rows",
     "read_label_set",
     "write_label_set",
@@ -249,3 +250,29 @@ def write_label_set(path: Path | str, examples: Iterable[LabelExample]) -> Path:
     lines = [json.dumps(ex.to_dict(), ensure_ascii=False) for ex in examples]
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
+
+
+def labels_from_dataset(name: str, split: str, n: int, *, taxonomy, seed: int = 0) -> list[LabelExample]:
+    """Up to ``n`` labels drawn (seeded) from a public labelled split, in the analysts' format.
+
+    For measuring and testing fine-tuning at scale, not for shipping: only examples whose topics
+    are all leaves of ``taxonomy`` are taken, and their topic labels are treated as exhaustive
+    (as an analyst's are), which is only approximately true of a public data set. Topic polarity
+    ``conflict`` or none becomes ``neutral``. Raises :class:`DataUnavailableError` without the data.
+    """
+    import random
+
+    from training.data import load_dataset
+
+    leaves, tps = set(taxonomy.leaf_ids), set(taxonomy.touchpoint_ids)
+    pool = [ex for ex in load_dataset(name, split) if ex.text.strip() and set(ex.topic_ids) <= leaves]
+    random.Random(seed).shuffle(pool)
+    out = []
+    for ex in pool[:n]:
+        topics = {t: p if p in POLARITIES else "neutral" for t, p in ex.topic_polarities().items()}
+        out.append(LabelExample(
+            id=f"{name}:{split}:{ex.id}", text=ex.text.strip()[:MAX_TEXT_CHARS], lang=ex.lang if ex.lang in ("zh", "en") else None,
+            sentiment=ex.sentiment if ex.sentiment in POLARITIES else None, topics=topics,
+            touchpoints=tuple(t for t in ex.touchpoints if t in tps) or None,
+        ))
+    return out

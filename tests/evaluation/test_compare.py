@@ -67,9 +67,38 @@ def test_guard_refuses_a_drop_of_more_than_three_points_on_a_node_with_support_a
     forced = regression_guard(candidate, promoted, force_reason="seasonal labels, accepted by QA lead")
     assert forced.allowed and forced.forced and forced.force_reason.startswith("seasonal")
     assert forced.reasons == guard.reasons
-    # the same drop on a node with little support does not block by itself (only the macro drop does)
+    # with a higher bar for support neither node decides anything, in either rule
     small = regression_guard(candidate, promoted, min_support=25)
-    assert [r for r in small.reasons if "delivery" in r] == []
+    assert small.allowed and small.reasons == [] and small.macro_nodes == []
+    assert small.low_support == ["product.quality", "delivery.timeliness"]
+
+
+def test_a_node_with_one_held_out_label_cannot_decide_the_macro_rule():
+    # 20 labels each for quality and timeliness (unchanged), one for service.attitude: the candidate
+    # misses that one text, so its F1 goes 1.0 -> 0.0 and a macro-F1 over all three nodes would drop
+    g1, p1 = _support("product.quality", 20, 18)
+    g2, p2 = _support("delivery.timeliness", 20, 17)
+    promoted = report(g1 + g2 + [["service.attitude"]], p1 + p2 + [["service.attitude"]])
+    candidate = report(g1 + g2 + [["service.attitude"]], p1 + p2 + [[]], model="m@2")
+    assert candidate.macro_over(NODES) < promoted.macro_over(NODES) - 0.3
+    guard = regression_guard(candidate, promoted)
+    assert guard.allowed and guard.reasons == []
+    assert guard.macro_nodes == ["product.quality", "delivery.timeliness"] and guard.low_support == ["service.attitude"]
+    assert guard.macro_candidate == pytest.approx(guard.macro_promoted)
+    assert guard.deltas["service.attitude"] == -1.0  # still reported, just not deciding
+
+
+def test_a_macro_refusal_names_the_nodes_left_out_for_low_support():
+    g1, p1 = _support("product.quality", 20, 20)
+    g2, p2 = _support("delivery.timeliness", 20, 20)
+    promoted = report(g1 + g2 + [["service.attitude"]] * 2, p1 + p2 + [["service.attitude"]] * 2)
+    g1c, p1c = _support("product.quality", 20, 19)  # F1 1.0 -> .974: under the 3-point rule
+    g2c, p2c = _support("delivery.timeliness", 20, 19)
+    candidate = report(g1c + g2c + [["service.attitude"]] * 2, p1c + p2c + [["service.attitude"]] * 2, model="m@2")
+    guard = regression_guard(candidate, promoted)
+    assert not guard.allowed and len(guard.reasons) == 1
+    assert "macro-F1 over the 2 existing node(s) with support >= 10" in guard.reasons[0]
+    assert "left out for support < 10: service.attitude" in guard.reasons[0]
 
 
 def test_guard_allows_an_improvement_and_a_new_node_cannot_regress():

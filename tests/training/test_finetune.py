@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -109,18 +110,27 @@ def test_finetune_writes_a_loadable_model_with_lineage_and_reports_on_held_out_l
     assert result.replay == "labels-only" and result.steps == 12 and result.parent == "verbatim-cem@0.9.0"
     assert not set(result.train_ids) & set(result.heldout_ids) and len(result.heldout_ids) in (4, 5)
     cfg = ClassifierConfig.load(result.model_dir)
-    assert NEW in cfg.trained_topic_ids and cfg.training["parent"] == "verbatim-cem@0.9.0"
+    assert cfg.training["parent"] == "verbatim-cem@0.9.0"
     assert cfg.training["train_labels"] == 18 - len(result.heldout_ids) and cfg.training["replay"] == "labels-only"
     # the report is on the held-out labels only, with the new node among the scored ones
     assert result.report.n_examples == len(result.heldout_ids) and result.report.per_node[NEW].support >= 2
     assert result.report.model == "verbatim-cem@acme-1"
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and any("step 12/12" in m for _, m in seen)
-    # the encoder stays the parent's (only the heads train); the heads moved
+    # the encoder stays the parent's; so do the shared heads and the rows of nodes no label speaks about
     assert load_file(str(parent_dir / "adapter" / "adapter_model.safetensors")).keys() == \
         load_file(str(result.model_dir / "adapter" / "adapter_model.safetensors")).keys()
-    before = load_file(str(parent_dir / "heads.safetensors"))["sentiment.0.weight"]
-    assert not torch.equal(before, load_file(str(result.model_dir / "heads.safetensors"))["sentiment.0.weight"])
+    before, after = load_file(str(parent_dir / "heads.safetensors")), load_file(str(result.model_dir / "heads.safetensors"))
+    for name in ("sentiment.0.weight", "topics.detect.0.weight", "topics.proto_proj.0.weight", "touchpoints.key.weight"):
+        assert torch.equal(before[name], after[name]), name
+    spoken = cfg.training["trained_rows"]["topics"]  # the rows the labels speak about, and where each stopped
+    assert NEW in spoken and "delivery.timeliness" in spoken
+    assert spoken[NEW]["anchor"] < spoken["delivery.timeliness"]["anchor"]  # a learned row is held closer
+    assert set(result.trained_rows) == {t for t, r in spoken.items() if r["step"]}
+    silent = [i for i, t in enumerate(cfg.topic_ids[:-1]) if t not in spoken]
+    assert silent and torch.equal(before["topic_offset"][silent], after["topic_offset"][silent])
+    assert torch.equal(before["topic_bias"][silent], after["topic_bias"][silent])
+    assert cfg.training["stopped_at"] == result.stopped_at <= 12
     CemClassifier.from_pretrained(result.model_dir, base_dir=base)
 
 
@@ -179,3 +189,63 @@ def test_old_nodes_seed_phrases_say_nothing_about_a_new_node(tiny):
     own = [it for it in items if it.topic_target[new] == 1]
     assert len(own) == 20 and all(it.topic_mask[new] for it in own)
     assert all(it.topic_mask[quality] for it in items if it.topic_mask.any())  # old nodes keep their negatives
+
+
+def test_only_listed_rows_train_and_a_strong_anchor_keeps_them_at_their_start(tiny):
+    from training import headfit
+    from training.finetune import LABELS, _encode, _items
+    from training.pools import MixtureSampler
+    from training.trainer import _prepare_text
+
+    base, parent_dir = tiny
+    model = CemClassifier.from_parent(parent_dir, base_dir=base, taxonomy=extended_taxonomy())
+    cfg = model.config
+    items = _items(labelled(), cfg.topic_ids, cfg.touchpoint_ids, _prepare_text)
+    states = _encode(model, [it.text for it in items], batch_size=32)
+    new, courier = cfg.topic_ids.index(NEW), cfg.topic_ids.index("delivery.courier")
+    start = headfit.snapshot_rows(model)
+
+    def run(anchors: dict[int, float]) -> list:
+        headfit.reset_rows(model, start)
+        headfit.fit_rows(model, MixtureSampler({LABELS: items}, {LABELS: 1.0}, 8, 0), states,
+                         topic_rows=anchors, tp_rows={}, fit=headfit.RowFit(steps=20, lr=1e-2))
+        return headfit.snapshot_rows(model)
+
+    offset, bias = run({new: 0.0})[:2]
+    assert float((offset[new] - start[0][new]).abs().max()) > 0.05  # the new node's row learned
+    others = [i for i in range(len(cfg.topic_ids)) if i != new]
+    assert torch.equal(offset[others], start[0][others]) and torch.equal(bias[others], start[1][others])
+    assert torch.equal(offset[courier], start[0][courier])  # labelled "courier", but not listed: unchanged
+    held = run({new: 1e6})  # an anchor that undoes every step
+    assert torch.allclose(held[0], start[0]) and torch.allclose(held[1], start[1])
+
+
+def test_a_fitted_threshold_is_folded_into_the_bias_so_serving_decides_as_the_node_would(tiny):
+    from training import headfit
+    from training.finetune import _apply_thresholds, _encode
+    from training.trainer import _prepare_text
+
+    base, parent_dir = tiny
+    model = CemClassifier.from_parent(parent_dir, base_dir=base, taxonomy=extended_taxonomy())
+    texts = [_prepare_text(t) for t in POS + [t for t, _ in NEG]]
+    states = _encode(model, texts, batch_size=32)
+    new, temp = model.config.topic_ids.index(NEW), 1.3
+    before = 1 / (1 + np.exp(-headfit.head_logits(model, states, texts)[:, new] / temp))
+    threshold = float(np.median(before))
+    assert _apply_thresholds(model, {new: threshold}, temp) == {NEW: round(threshold, 4)}
+    after = 1 / (1 + np.exp(-headfit.head_logits(model, states, texts)[:, new] / temp))
+    assert ((after >= 0.5) == (before >= threshold)).all() and 0 < (after >= 0.5).sum() < len(texts)
+
+
+def test_the_threshold_with_the_best_f1_separates_the_classes_and_folds_are_stable():
+    from training.headfit import assign_folds, best_threshold
+
+    probs = np.array([0.30, 0.35, 0.42, 0.45, 0.10, 0.15, 0.22, 0.25])
+    gold = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    th, f1 = best_threshold(probs, gold)
+    assert 0.25 < th <= 0.30 and f1 == 1.0  # at 0.5 nothing would be found
+    assert best_threshold(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0]))[0] == 0.5  # 0.5 already best: kept
+    keys, strata = [f"id{i}" for i in range(12)], ["a"] * 4 + ["b"] * 8
+    folds = assign_folds(keys, strata, 4, seed=13)
+    assert folds == assign_folds(keys, strata, 4, seed=13) and sorted(folds) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert len({folds[i] for i in range(4)}) == 4  # every fold gets one of the rare stratum

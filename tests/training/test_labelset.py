@@ -65,3 +65,17 @@ def test_an_empty_or_missing_file_is_an_error_that_says_what_to_give(tmp_path):
         read_label_set(tmp_path / "empty.jsonl")
     with pytest.raises(InvalidFileError, match="No label set"):
         read_label_set(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.data
+def test_labels_drawn_from_a_public_set_are_valid_analyst_labels(shared_data, tmp_path):
+    from training.labelset import labels_from_dataset
+
+    tax = default_taxonomy()
+    labels = labels_from_dataset("zhijiang2019_makeup_opinion", "train", 40, taxonomy=tax, seed=3)
+    assert len(labels) == 40 and len({e.id for e in labels}) == 40
+    assert all(e.id.startswith("zhijiang2019_makeup_opinion:train:") and e.lang == "zh" for e in labels)
+    assert any(e.topics for e in labels) and all(e.topics is not None for e in labels)  # exhaustive: {} = no topic
+    assert labels == labels_from_dataset("zhijiang2019_makeup_opinion", "train", 40, taxonomy=tax, seed=3)
+    # they pass the same checks an analyst's exported file does
+    assert read_label_set(write_label_set(tmp_path / "l.jsonl", labels), taxonomy=tax) == labels
