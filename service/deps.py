@@ -8,12 +8,15 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from sqlalchemy.orm import Session
 
+from nlp.errors import NotFoundError
 from service.auth import get_principal, require_scope
 from service.batching import MicroBatcher
 from service.observability import Metrics
 from service.ratelimit import TokenBucketLimiter
 from service.settings import Settings
 from service.storage.keys import Principal, Scope
+from service.storage.models import Dataset
+from service.storage.tenancy import get_owned
 
 
 def get_settings(request: Request) -> Settings:
@@ -56,3 +59,13 @@ AnalyzePrincipal = Annotated[Principal, Security(require_scope(Scope.analyze))]
 TrainPrincipal = Annotated[Principal, Security(require_scope(Scope.train))]
 TriagePrincipal = Annotated[Principal, Security(require_scope(Scope.triage))]
 AdminPrincipal = Annotated[Principal, Security(require_scope(Scope.admin))]
+
+
+def owned_dataset(session: Session, dataset_id: str, principal: Principal) -> Dataset:
+    """The caller's data set, or 404 (also for ids no data set can have, such as ones with NULs).
+
+    Called from the route body, not given as a ``Depends``: a dependency would answer 404 before
+    the request's own parameters and body are checked (422), where the routes check them first."""
+    if not (0 < len(dataset_id) <= 40 and dataset_id.isprintable()):
+        raise NotFoundError(f"No data set with id {dataset_id[:40]!r} for this API key's tenant.")
+    return get_owned(session, Dataset, dataset_id, principal, what="data set")

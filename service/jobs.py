@@ -345,8 +345,9 @@ class JobRunner:
 
 class _BatcherClassifier:
     """The app's micro-batcher seen as a classifier: job batches share the model thread with
-    ``POST /v1/classify`` instead of competing with it. ``chosen`` is a tenant's own promoted
-    model (issue 6); ``None`` means the served default."""
+    ``POST /v1/classify`` instead of competing with it. ``chosen`` is the tenant's classifier
+    (issue 6: its promoted model, or the served model derived for its current taxonomy, see
+    :mod:`service.tenant_models`); ``None`` means the served default."""
 
     def __init__(self, batcher: Any, chosen: Any = None) -> None:
         self._batcher = batcher
@@ -364,7 +365,8 @@ class _BatcherClassifier:
         return self._batcher.classify_blocking(items, classifier=self._chosen)
 
     def for_tenant(self, state: Any, tenant_id: str | None) -> _BatcherClassifier:
-        """The same batcher, classifying with ``tenant_id``'s promoted model when it has one."""
+        """The same batcher, classifying with ``tenant_id``'s own classifier when it has one (a
+        promoted model, or one derived for its edited taxonomy)."""
         if tenant_id is None:
             return self
         from service.tenant_models import get_tenant_models

@@ -10,16 +10,15 @@ Rules (documented in the API):
   formatting of the upload are not kept. An upload equal to the current version adds nothing.
 - A new version must keep the taxonomy's key: its ``id`` field must equal the key.
 
-Functions flush but never commit: the caller owns the transaction.
+Functions flush but never commit: the caller owns the transaction. The store itself is
+:mod:`service.documents`, shared with the triage policies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.taxonomy import (
@@ -36,8 +35,7 @@ from models.taxonomy import (
 )
 from models.taxonomy.problems import raise_for_problems
 from models.taxonomy.validate import check_source, read_source
-from nlp.errors import ConflictError, InvalidInputError, NotFoundError
-from service.storage.base import utcnow
+from service import documents
 from service.storage.models import TaxonomyVersion, TenantTaxonomy
 
 MAX_TAXONOMY_BYTES = 2 * 1024 * 1024
@@ -45,14 +43,16 @@ MAX_TAXONOMY_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
-class Saved:
+class Saved(documents.Saved):
     """The outcome of a create or an update: the taxonomy, its (new or current) version, the
     warnings of the upload, and whether a version was added."""
 
-    taxonomy: TenantTaxonomy
+    row: TenantTaxonomy
     version: TaxonomyVersion
-    warnings: tuple[Problem, ...] = ()
-    created: bool = True
+
+    @property
+    def taxonomy(self) -> TenantTaxonomy:
+        return self.row
 
 
 def parse_upload(
@@ -83,207 +83,9 @@ def parse_upload(
     return taxonomy, [p for p in problems if p.level is ProblemLevel.warning]
 
 
-def _versioned(taxonomy: Taxonomy, version: int, key: str | None = None) -> Taxonomy:
-    """``taxonomy`` renumbered (and renamed to ``key``), validated again."""
-    doc = taxonomy_to_dict(taxonomy)
-    doc["version"] = version
-    if key is not None:
-        doc["id"] = key
-    return load_taxonomy(doc)
-
-
-def _version_row(
-    row: TenantTaxonomy, taxonomy: Taxonomy, *, created_by: str | None, message: str | None
-) -> TaxonomyVersion:
-    return TaxonomyVersion(
-        taxonomy_id=row.id,
-        version=taxonomy.version,
-        yaml=dump_taxonomy(taxonomy),
-        content_hash=taxonomy.content_hash(),
-        created_by=created_by,
-        message=message,
-    )
-
-
-def _flush(session: Session, what: str) -> None:
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise ConflictError(what) from None
-
-
-def create_taxonomy(
-    session: Session,
-    tenant_id: str,
-    source: str | Taxonomy,
-    *,
-    key: str | None = None,
-    created_by: str | None = None,
-    message: str | None = None,
-) -> Saved:
-    """A new taxonomy for the tenant, at version 1, from YAML text or a taxonomy object.
-
-    ``key`` replaces the taxonomy's ``id`` (e.g. a copy of the default under the tenant's own
-    name). :class:`ConflictError` when the tenant already has a taxonomy with that key."""
-    if isinstance(source, str):
-        taxonomy, warnings = parse_upload(source, version=1)
-        if key is not None:
-            taxonomy = _versioned(taxonomy, 1, key)
-    else:
-        taxonomy, warnings = _versioned(source, 1, key), []
-    existing = find_by_key(session, tenant_id, taxonomy.id)
-    if existing is not None:
-        raise _exists(existing)
-    row = TenantTaxonomy(
-        tenant_id=tenant_id,
-        key=taxonomy.id,
-        name_zh=taxonomy.name.zh[:200],
-        name_en=taxonomy.name.en[:200],
-        current_version=1,
-    )
-    session.add(row)
-    _flush(session, f"A taxonomy with id {taxonomy.id!r} was created at the same time; retry.")
-    version = _version_row(row, taxonomy, created_by=created_by, message=message)
-    session.add(version)
-    session.flush()
-    return Saved(taxonomy=row, version=version, warnings=tuple(warnings))
-
-
-def _exists(row: TenantTaxonomy) -> ConflictError:
-    return ConflictError(
-        f"This tenant already has a taxonomy with id {row.key!r} ({row.id}, version "
-        f"{row.current_version}). Add a version with PUT /v1/taxonomies/{row.id} (CLI: verbatim "
-        "taxonomy import FILE --tenant T), or change the id in the YAML.",
-        details={"id": row.id, "key": row.key, "current_version": row.current_version},
-    )
-
-
-def create_default_copy(
-    session: Session,
-    tenant_id: str,
-    *,
-    key: str | None = None,
-    created_by: str | None = None,
-    message: str | None = None,
-) -> Saved:
-    """A copy of the shipped default taxonomy (``cem-default``), under ``key`` if given."""
-    return create_taxonomy(
-        session,
-        tenant_id,
-        default_taxonomy(),
-        key=key,
-        created_by=created_by,
-        message=message or "copy of the default taxonomy",
-    )
-
-
-def add_version(
-    session: Session,
-    row: TenantTaxonomy,
-    text: str,
-    *,
-    created_by: str | None = None,
-    message: str | None = None,
-) -> Saved:
-    """Version ``current + 1`` of ``row`` from a full YAML ``text``; nothing is added when the
-    upload equals the current version (``Saved.created`` is then false)."""
-    current = get_version(session, row, row.current_version)
-    taxonomy, warnings = parse_upload(text, version=row.current_version + 1, key=row.key)
-    if dump_taxonomy(_versioned(taxonomy, current.version)) == current.yaml:
-        return Saved(taxonomy=row, version=current, warnings=tuple(warnings), created=False)
-    version = _version_row(row, taxonomy, created_by=created_by, message=message)
-    session.add(version)
-    row.current_version = taxonomy.version
-    row.name_zh, row.name_en = taxonomy.name.zh[:200], taxonomy.name.en[:200]
-    row.updated_at = utcnow()
-    _flush(
-        session,
-        f"Version {taxonomy.version} of taxonomy {row.key!r} was saved by another request at the "
-        "same time; fetch the current version and apply your change again.",
-    )
-    return Saved(taxonomy=row, version=version, warnings=tuple(warnings))
-
-
-def find_by_key(session: Session, tenant_id: str, key: str) -> TenantTaxonomy | None:
-    return session.scalars(
-        select(TenantTaxonomy).where(
-            TenantTaxonomy.tenant_id == tenant_id, TenantTaxonomy.key == key
-        )
-    ).one_or_none()
-
-
-def get_taxonomy(
-    session: Session, tenant_id: str, id_or_key: str, *, for_update: bool = False
-) -> TenantTaxonomy:
-    """The tenant's taxonomy by server id or key; :class:`NotFoundError` for another tenant's."""
-    query = select(TenantTaxonomy).where(
-        TenantTaxonomy.tenant_id == tenant_id,
-        (TenantTaxonomy.id == id_or_key) | (TenantTaxonomy.key == id_or_key),
-    )
-    if for_update:
-        query = query.with_for_update()
-    rows = session.scalars(query).all()
-    row = next((r for r in rows if r.id == id_or_key), rows[0] if rows else None)
-    if row is None:
-        raise NotFoundError(
-            f"No taxonomy with id {id_or_key[:80]!r} for this tenant. List them with GET "
-            "/v1/taxonomies (CLI: verbatim taxonomy export --default for the shipped one).",
-            details={"id": id_or_key[:80]},
-        )
-    return row
-
-
-def list_taxonomies(
-    session: Session, tenant_id: str, *, limit: int = 50, offset: int = 0
-) -> tuple[list[TenantTaxonomy], int]:
-    """A page of the tenant's taxonomies, most recently changed first, and the total."""
-    query = select(TenantTaxonomy).where(TenantTaxonomy.tenant_id == tenant_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(TenantTaxonomy.updated_at.desc(), TenantTaxonomy.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
-
-
-def list_versions(session: Session, row: TenantTaxonomy) -> list[TaxonomyVersion]:
-    """Every version of ``row``, newest first."""
-    return list(
-        session.scalars(
-            select(TaxonomyVersion)
-            .where(TaxonomyVersion.taxonomy_id == row.id)
-            .order_by(TaxonomyVersion.version.desc())
-        ).all()
-    )
-
-
-def get_version(session: Session, row: TenantTaxonomy, version: int) -> TaxonomyVersion:
-    """Version ``version`` of ``row``; :class:`NotFoundError` naming the versions there are."""
-    found = session.get(TaxonomyVersion, (row.id, version))
-    if found is None:
-        raise NotFoundError(
-            f"Taxonomy {row.key!r} has no version {version}: its versions are 1 to "
-            f"{row.current_version}.",
-            details={"id": row.id, "version": version, "current_version": row.current_version},
-        )
-    return found
-
-
 def version_taxonomy(version: TaxonomyVersion) -> Taxonomy:
     """The taxonomy object of a stored version."""
     return load_taxonomy(version.yaml)
-
-
-def diff_versions(session: Session, row: TenantTaxonomy, old: int, new: int) -> dict[str, Any]:
-    """What changed from version ``old`` to ``new``: the changes, summary lines, and where each
-    old topic and touchpoint id's labels go (``null``: nowhere, the node was retired or deleted)."""
-    if old < 1 or new < 1:
-        raise InvalidInputError(f"Versions start at 1; got from={old}, to={new}.")
-    before = version_taxonomy(get_version(session, row, old))
-    after = version_taxonomy(get_version(session, row, new))
-    return diff_document(before, after)
 
 
 def diff_document(before: Taxonomy, after: Taxonomy) -> dict[str, Any]:
@@ -300,3 +102,118 @@ def diff_document(before: Taxonomy, after: Taxonomy) -> dict[str, Any]:
             "touchpoints": label_mapping(before, after, NodeKind.touchpoint),
         },
     }
+
+
+TAXONOMIES: documents.DocumentStore[Taxonomy] = documents.DocumentStore(
+    table=TenantTaxonomy,
+    version_table=TaxonomyVersion,
+    parent="taxonomy_id",
+    parse=parse_upload,
+    load=load_taxonomy,
+    to_dict=taxonomy_to_dict,
+    dump=dump_taxonomy,
+    read=version_taxonomy,
+    diff=diff_document,
+    names=lambda t: {"name_zh": t.name.zh[:200], "name_en": t.name.en[:200]},
+    default=default_taxonomy,
+    default_message="copy of the default taxonomy",
+    one_per_tenant=False,
+    saved=Saved,
+    messages=documents.Messages(
+        exists="This tenant already has a taxonomy with id {key!r} ({id}, version "
+        "{current_version}). Add a version with PUT /v1/taxonomies/{id} (CLI: verbatim "
+        "taxonomy import FILE --tenant T), or change the id in the YAML.",
+        created_race="A taxonomy with id {key!r} was created at the same time; retry.",
+        saved_race="Version {version} of taxonomy {key!r} was saved by another request at the "
+        "same time; fetch the current version and apply your change again.",
+        stale=None,  # no If-Match for taxonomies: a lost race reads as saved_race
+        not_found="No taxonomy with id {ref!r} for this tenant. List them with GET "
+        "/v1/taxonomies (CLI: verbatim taxonomy export --default for the shipped one).",
+        no_version="Taxonomy {key!r} has no version {version}: its versions are 1 to "
+        "{current_version}.",
+    ),
+)
+"""The tenants' taxonomies (tables ``taxonomies`` and ``taxonomy_versions``)."""
+
+
+def create_taxonomy(
+    session: Session,
+    tenant_id: str,
+    source: str | Taxonomy,
+    *,
+    key: str | None = None,
+    created_by: str | None = None,
+    message: str | None = None,
+) -> Saved:
+    """A new taxonomy for the tenant, at version 1, from YAML text or a taxonomy object.
+
+    ``key`` replaces the taxonomy's ``id`` (e.g. a copy of the default under the tenant's own
+    name). :class:`ConflictError` when the tenant already has a taxonomy with that key."""
+    saved = TAXONOMIES.create(
+        session, tenant_id, source, key=key, created_by=created_by, message=message
+    )
+    return cast(Saved, saved)
+
+
+def create_default_copy(
+    session: Session,
+    tenant_id: str,
+    *,
+    key: str | None = None,
+    created_by: str | None = None,
+    message: str | None = None,
+) -> Saved:
+    """A copy of the shipped default taxonomy (``cem-default``), under ``key`` if given."""
+    saved = TAXONOMIES.create(
+        session, tenant_id, None, key=key, created_by=created_by, message=message
+    )
+    return cast(Saved, saved)
+
+
+def add_version(
+    session: Session,
+    row: TenantTaxonomy,
+    text: str,
+    *,
+    created_by: str | None = None,
+    message: str | None = None,
+) -> Saved:
+    """Version ``current + 1`` of ``row`` from a full YAML ``text``; nothing is added when the
+    upload equals the current version (``Saved.created`` is then false)."""
+    saved = TAXONOMIES.add_version(session, row, text, created_by=created_by, message=message)
+    return cast(Saved, saved)
+
+
+def find_by_key(session: Session, tenant_id: str, key: str) -> TenantTaxonomy | None:
+    """The tenant's taxonomy with the key ``key``, or None."""
+    return TAXONOMIES.find(session, tenant_id, key)
+
+
+def get_taxonomy(
+    session: Session, tenant_id: str, id_or_key: str, *, for_update: bool = False
+) -> TenantTaxonomy:
+    """The tenant's taxonomy by server id or key; :class:`NotFoundError` for another tenant's."""
+    return TAXONOMIES.get(session, tenant_id, id_or_key, for_update=for_update)
+
+
+def list_taxonomies(
+    session: Session, tenant_id: str, *, limit: int = 50, offset: int = 0
+) -> tuple[list[TenantTaxonomy], int]:
+    """A page of the tenant's taxonomies, most recently changed first, and the total."""
+    return TAXONOMIES.page(session, tenant_id, limit=limit, offset=offset)
+
+
+def list_versions(session: Session, row: TenantTaxonomy) -> list[TaxonomyVersion]:
+    """Every version of ``row``, newest first."""
+    return TAXONOMIES.list_versions(session, row)
+
+
+def get_version(session: Session, row: TenantTaxonomy, version: int) -> TaxonomyVersion:
+    """Version ``version`` of ``row``; :class:`NotFoundError` naming the versions there are."""
+    return TAXONOMIES.get_version(session, row, version)
+
+
+def diff_versions(session: Session, row: TenantTaxonomy, old: int, new: int) -> dict[str, Any]:
+    """What changed from version ``old`` to ``new``: the changes, summary lines, and where each
+    old topic and touchpoint id's labels go (``null``: nowhere, the node was retired or deleted)."""
+    return TAXONOMIES.diff_versions(session, row, old, new)

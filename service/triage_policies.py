@@ -7,12 +7,15 @@ Rules (documented in the API):
 - Every change adds a version numbered 1, 2, 3…; stored versions are never changed. The server
   sets the YAML's ``version`` field to that number, so a triage result's ``policy`` (``acme@3``)
   names exactly the rules that made it. An upload equal to the current version adds nothing.
-- Uploads are validated in full against the default taxonomy (:func:`models.triage.validate_policy`):
-  every problem comes back with its path and line. Versions are stored as normalised YAML.
+- Uploads are validated in full (:func:`models.triage.validate_policy`) against the tenant's current
+  taxonomy (:mod:`service.taxonomy_current`), or the default one for a tenant without its own, so
+  a policy may name the tenant's new nodes: every problem comes back with its path and line.
+  Versions are stored as normalised YAML.
 - A new version must keep the policy's key (its ``id`` field). Two saves from the same version: the
   first wins, the second is a :class:`ConflictError` (optimistic locking), never a duplicate.
 
-Functions flush but never commit: the caller owns the transaction.
+Functions flush but never commit: the caller owns the transaction. The store itself is
+:mod:`service.documents`, shared with the taxonomies.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.taxonomy import Problem, ProblemLevel, Taxonomy, default_taxonomy
@@ -34,23 +36,26 @@ from models.taxonomy.validate import read_source
 from models.triage import Triage, TriagePolicy, default_policy, dump_policy, load_policy
 from models.triage.io import policy_to_dict
 from models.triage.validate import raise_for_problems, validate_policy
-from nlp.errors import ConflictError, InvalidInputError, NotFoundError, PolicyError
-from service.storage.base import utcnow
+from nlp.errors import InvalidInputError, PolicyError
+from service import documents
 from service.storage.models import TenantTriagePolicy, TriagePolicyVersion
+from service.taxonomy_current import current_taxonomy, load_current
 
 MAX_POLICY_BYTES = 1024 * 1024
 """The largest policy YAML accepted (the default one is about 9 kB)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class Saved:
+class Saved(documents.Saved):
     """A create or update: the policy row, its (new or current) version, the upload's warnings, and
     whether a version was added."""
 
-    policy: TenantTriagePolicy
+    row: TenantTriagePolicy
     version: TriagePolicyVersion
-    warnings: tuple[Problem, ...] = ()
-    created: bool = True
+
+    @property
+    def policy(self) -> TenantTriagePolicy:
+        return self.row
 
 
 # ----- parsing uploads ---------------------------------------------------------------------------
@@ -82,6 +87,13 @@ def parse_upload(
     return policy, [p for p in problems if p.level is ProblemLevel.warning]
 
 
+def policy_taxonomy(session: Session, tenant_id: str) -> Taxonomy:
+    """The taxonomy a tenant's policy is checked against: the tenant's current one (what its
+    classification follows), else the default taxonomy."""
+    current = current_taxonomy(session, tenant_id)
+    return load_current(session, current) if current is not None else default_taxonomy()
+
+
 def _topic_problems(data: Mapping[str, Any], taxonomy: Taxonomy) -> list[Problem]:
     """Unknown topic ids in a raw policy document (``topics.severity``, ``related_topics``)."""
     known = set(taxonomy.topic_ids) | {n.id for n in taxonomy.topics}
@@ -104,158 +116,7 @@ def _topic_problems(data: Mapping[str, Any], taxonomy: Taxonomy) -> list[Problem
     return out
 
 
-def _renumbered(policy: TriagePolicy, version: int, key: str | None = None) -> TriagePolicy:
-    doc = policy_to_dict(policy)
-    doc["version"] = version
-    if key is not None:
-        doc["id"] = key
-    return load_policy(doc)
-
-
-def _version_row(
-    row: TenantTriagePolicy, policy: TriagePolicy, *, created_by: str | None, message: str | None
-) -> TriagePolicyVersion:
-    return TriagePolicyVersion(
-        policy_id=row.id, version=policy.version, yaml=dump_policy(policy),
-        content_hash=policy.content_hash(), created_by=created_by, message=message,
-    )  # fmt: skip
-
-
-def _flush(session: Session, what: str) -> None:
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise ConflictError(what) from None
-
-
-# ----- create and change -------------------------------------------------------------------------
-def create_policy(
-    session: Session,
-    tenant_id: str,
-    source: str | TriagePolicy | None = None,
-    *,
-    key: str | None = None,
-    created_by: str | None = None,
-    message: str | None = None,
-) -> Saved:
-    """The tenant's policy at version 1, from YAML text, a policy object, or (``None``) a copy of
-    the default under ``key``. :class:`ConflictError` when the tenant already has one."""
-    if isinstance(source, str):
-        policy, warnings = parse_upload(source, version=1)
-        if key is not None:
-            policy = _renumbered(policy, 1, key)
-    else:
-        base = source if source is not None else default_policy()
-        policy, warnings = _renumbered(base, 1, key), []
-        message = message or ("copy of the default policy" if source is None else None)
-    existing = find_policy(session, tenant_id)
-    if existing is not None:
-        raise _exists(existing)
-    row = TenantTriagePolicy(
-        tenant_id=tenant_id, key=policy.id, name=policy.name[:200], current_version=1
-    )
-    session.add(row)
-    _flush(session, "A triage policy for this tenant was created at the same time; use PUT.")
-    version = _version_row(row, policy, created_by=created_by, message=message)
-    session.add(version)
-    session.flush()
-    return Saved(policy=row, version=version, warnings=tuple(warnings))
-
-
-def _exists(row: TenantTriagePolicy) -> ConflictError:
-    return ConflictError(
-        f"This tenant already has a triage policy ({row.id}, id {row.key!r}, version "
-        f"{row.current_version}). Add a version with PUT /v1/triage-policies/{row.id}.",
-        details={"id": row.id, "key": row.key, "current_version": row.current_version},
-    )
-
-
-def add_version(
-    session: Session,
-    row: TenantTriagePolicy,
-    text: str,
-    *,
-    base_version: int | None = None,
-    created_by: str | None = None,
-    message: str | None = None,
-) -> Saved:
-    """Version ``current + 1`` of ``row`` from a full YAML ``text``; nothing is added when the
-    upload equals the current version (``Saved.created`` false). ``base_version`` is the version
-    the change was made from (default: the current one as read now); :class:`ConflictError` when
-    another save got there first."""
-    expected = row.current_version
-    if base_version is not None and base_version != expected:
-        raise _stale(row, base_version)
-    current = get_version(session, row, expected)
-    policy, warnings = parse_upload(text, version=expected + 1, key=row.key)
-    if dump_policy(_renumbered(policy, expected)) == current.yaml:
-        return Saved(policy=row, version=current, warnings=tuple(warnings), created=False)
-    done = session.execute(
-        update(TenantTriagePolicy)
-        .where(TenantTriagePolicy.id == row.id, TenantTriagePolicy.current_version == expected)
-        .values(current_version=policy.version, name=policy.name[:200], updated_at=utcnow())
-    )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        raise _stale(row, expected)
-    version = _version_row(row, policy, created_by=created_by, message=message)
-    session.add(version)
-    _flush(session, f"Version {policy.version} of this triage policy was saved by another "
-                    "request at the same time; fetch the current version and apply your change "
-                    "again.")  # fmt: skip
-    session.refresh(row)
-    return Saved(policy=row, version=version, warnings=tuple(warnings))
-
-
-def _stale(row: TenantTriagePolicy, base: int) -> ConflictError:
-    return ConflictError(
-        f"The triage policy changed since version {base} (another save got there first); fetch "
-        f"GET /v1/triage-policies/{row.id}, apply your change to the current version and retry.",
-        details={"id": row.id, "base_version": base},
-    )
-
-
-# ----- reading -----------------------------------------------------------------------------------
-def find_policy(session: Session, tenant_id: str) -> TenantTriagePolicy | None:
-    """The tenant's policy row, or None when it uses the default."""
-    return session.scalars(
-        select(TenantTriagePolicy).where(TenantTriagePolicy.tenant_id == tenant_id)
-    ).one_or_none()
-
-
-def get_policy(session: Session, tenant_id: str, id_or_key: str) -> TenantTriagePolicy:
-    """The tenant's policy by server id or key; :class:`NotFoundError` for another tenant's."""
-    row = find_policy(session, tenant_id)
-    if row is None or id_or_key not in (row.id, row.key):
-        raise NotFoundError(
-            f"No triage policy {id_or_key[:80]!r} for this tenant. GET /v1/triage-policies/current "
-            "shows the policy in force (the default until you create one).",
-            details={"id": id_or_key[:80]},
-        )
-    return row
-
-
-def list_versions(session: Session, row: TenantTriagePolicy) -> list[TriagePolicyVersion]:
-    """Every version of ``row``, newest first."""
-    return list(session.scalars(
-        select(TriagePolicyVersion).where(TriagePolicyVersion.policy_id == row.id)
-        .order_by(TriagePolicyVersion.version.desc())
-    ).all())  # fmt: skip
-
-
-def get_version(session: Session, row: TenantTriagePolicy, version: int) -> TriagePolicyVersion:
-    """Version ``version`` of ``row``; :class:`NotFoundError` naming the versions there are."""
-    found = session.get(TriagePolicyVersion, (row.id, version))
-    if found is None:
-        raise NotFoundError(
-            f"Triage policy {row.key!r} has no version {version}: its versions are 1 to "
-            f"{row.current_version}.",
-            details={"id": row.id, "version": version, "current_version": row.current_version},
-        )
-    return found
-
-
+# ----- stored versions ---------------------------------------------------------------------------
 _POLICIES: OrderedDict[tuple[str, int], TriagePolicy] = OrderedDict()
 _ENGINES: OrderedDict[tuple[str, str, str], Triage] = OrderedDict()
 _LOCK = threading.Lock()
@@ -297,15 +158,6 @@ def tenant_policy(session: Session, tenant_id: str) -> TriagePolicy | None:
 
 
 # ----- diffs ---------------------------------------------------------------------------------------
-def diff_versions(session: Session, row: TenantTriagePolicy, old: int, new: int) -> dict[str, Any]:
-    """What changed from version ``old`` to ``new`` of ``row`` (see :func:`diff_policies`)."""
-    if old < 1 or new < 1:
-        raise InvalidInputError(f"Versions start at 1; got from={old}, to={new}.")
-    before = version_policy(get_version(session, row, old))
-    after = version_policy(get_version(session, row, new))
-    return diff_policies(before, after)
-
-
 def diff_policies(before: TriagePolicy, after: TriagePolicy) -> dict[str, Any]:
     """``{"from", "to", "same_rules", "changes", "summary"}``: one change per path (``added``,
     ``removed``, ``changed``); cue and field lists report the items added and removed."""
@@ -356,6 +208,101 @@ def _summary(change: dict[str, Any]) -> str:
     if isinstance(change["old"], dict | list) or isinstance(change["new"], dict | list):
         return f"{path}: changed"
     return f"{path}: {change['old']} -> {change['new']}"
+
+
+# ----- the store ---------------------------------------------------------------------------------
+POLICIES: documents.DocumentStore[TriagePolicy] = documents.DocumentStore(
+    table=TenantTriagePolicy,
+    version_table=TriagePolicyVersion,
+    parent="policy_id",
+    parse=parse_upload,
+    load=load_policy,
+    to_dict=policy_to_dict,
+    dump=dump_policy,
+    read=version_policy,
+    diff=diff_policies,
+    names=lambda policy: {"name": policy.name[:200]},
+    default=default_policy,
+    default_message="copy of the default policy",
+    one_per_tenant=True,
+    saved=Saved,
+    context=lambda session, tenant_id: {"taxonomy": policy_taxonomy(session, tenant_id)},
+    messages=documents.Messages(
+        exists="This tenant already has a triage policy ({id}, id {key!r}, version "
+        "{current_version}). Add a version with PUT /v1/triage-policies/{id}.",
+        created_race="A triage policy for this tenant was created at the same time; use PUT.",
+        saved_race="Version {version} of this triage policy was saved by another request at the "
+        "same time; fetch the current version and apply your change again.",
+        stale="The triage policy changed since version {base} (another save got there first); "
+        "fetch GET /v1/triage-policies/{id}, apply your change to the current version and retry.",
+        not_found="No triage policy {ref!r} for this tenant. GET /v1/triage-policies/current "
+        "shows the policy in force (the default until you create one).",
+        no_version="Triage policy {key!r} has no version {version}: its versions are 1 to "
+        "{current_version}.",
+    ),
+)
+"""The tenants' triage policies (tables ``triage_policies`` and ``triage_policy_versions``)."""
+
+
+def create_policy(
+    session: Session,
+    tenant_id: str,
+    source: str | TriagePolicy | None = None,
+    *,
+    key: str | None = None,
+    created_by: str | None = None,
+    message: str | None = None,
+) -> Saved:
+    """The tenant's policy at version 1, from YAML text, a policy object, or (``None``) a copy of
+    the default under ``key``. :class:`ConflictError` when the tenant already has one."""
+    saved = POLICIES.create(
+        session, tenant_id, source, key=key, created_by=created_by, message=message
+    )
+    return cast(Saved, saved)
+
+
+def add_version(
+    session: Session,
+    row: TenantTriagePolicy,
+    text: str,
+    *,
+    base_version: int | None = None,
+    created_by: str | None = None,
+    message: str | None = None,
+) -> Saved:
+    """Version ``current + 1`` of ``row`` from a full YAML ``text``; nothing is added when the
+    upload equals the current version (``Saved.created`` false). ``base_version`` is the version
+    the change was made from (default: the current one as read now); :class:`ConflictError` when
+    another save got there first."""
+    saved = POLICIES.add_version(
+        session, row, text, base_version=base_version, created_by=created_by, message=message
+    )
+    return cast(Saved, saved)
+
+
+def find_policy(session: Session, tenant_id: str) -> TenantTriagePolicy | None:
+    """The tenant's policy row, or None when it uses the default."""
+    return POLICIES.find(session, tenant_id)
+
+
+def get_policy(session: Session, tenant_id: str, id_or_key: str) -> TenantTriagePolicy:
+    """The tenant's policy by server id or key; :class:`NotFoundError` for another tenant's."""
+    return POLICIES.get(session, tenant_id, id_or_key)
+
+
+def list_versions(session: Session, row: TenantTriagePolicy) -> list[TriagePolicyVersion]:
+    """Every version of ``row``, newest first."""
+    return POLICIES.list_versions(session, row)
+
+
+def get_version(session: Session, row: TenantTriagePolicy, version: int) -> TriagePolicyVersion:
+    """Version ``version`` of ``row``; :class:`NotFoundError` naming the versions there are."""
+    return POLICIES.get_version(session, row, version)
+
+
+def diff_versions(session: Session, row: TenantTriagePolicy, old: int, new: int) -> dict[str, Any]:
+    """What changed from version ``old`` to ``new`` of ``row`` (see :func:`diff_policies`)."""
+    return POLICIES.diff_versions(session, row, old, new)
 
 
 # ----- applying a policy -------------------------------------------------------------------------

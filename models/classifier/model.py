@@ -47,6 +47,56 @@ def _load_base(base_dir: Path):
     return tokenizer, encoder
 
 
+def _child_config(pc: ClassifierConfig, taxonomy: Taxonomy, changes: dict) -> ClassifierConfig:
+    """The config of a model for ``taxonomy`` made from a parent with config ``pc``."""
+    return pc.with_(
+        topic_ids=taxonomy.leaf_ids,
+        touchpoint_ids=taxonomy.touchpoint_ids,
+        trained_topic_ids=tuple(t for t in taxonomy.leaf_ids if t in pc.trained_topic_ids),
+        trained_touchpoint_ids=tuple(t for t in taxonomy.touchpoint_ids if t in pc.trained_touchpoint_ids),
+        taxonomy_id=taxonomy.id,
+        taxonomy_version=str(taxonomy.version),
+        taxonomy_hash=taxonomy.content_hash(),
+        training={"parent": pc.model_id},
+        metrics={},
+        **changes,
+    )
+
+
+def _carry_over(model: CemClassifier, parent: CemClassifier, *, where: object) -> dict[str, list[int]]:
+    """Copy the parent's shared head weights into ``model``, and per node its learned offset and
+    bias and (while the node's text is unchanged) its prototype. Returns, per kind (``topic``,
+    ``touchpoint``), the rows of ``model`` whose prototype was not copied (new or changed nodes)."""
+    config, pc, taxonomy = model.config, parent.config, model.taxonomy
+    shared = {k: v for k, v in parent.heads.state_dict().items() if not k.startswith(_NODE_ROWS)}
+    missing = model.heads.load_state_dict(shared, strict=False).missing_keys
+    if set(missing) - {f"{kind}_{part}" for kind in ("topic", "touchpoint") for part in ("offset", "bias")}:
+        raise ModelError(f"The heads in {where} do not fit this model: missing {missing}")
+    stale: dict[str, list[int]] = {}
+    with torch.no_grad():
+        for kind, ids, old_ids in (
+            ("topic", config.topic_ids, pc.topic_ids),
+            ("touchpoint", config.touchpoint_ids, pc.touchpoint_ids),
+        ):
+            old_index = {n: i for i, n in enumerate(old_ids)}
+            protos, old_protos = getattr(model, f"{kind}_protos"), getattr(parent, f"{kind}_protos")
+            stale[kind] = []
+            for i, node_id in enumerate(ids):
+                j = old_index.get(node_id)
+                if j is None:
+                    stale[kind].append(i)  # a new node: text prototype only
+                    continue
+                getattr(model.heads, f"{kind}_offset")[i] = getattr(parent.heads, f"{kind}_offset")[j]
+                getattr(model.heads, f"{kind}_bias")[i] = getattr(parent.heads, f"{kind}_bias")[j]
+                same_text = _node_pieces(getattr(taxonomy, kind)(node_id)) == _node_pieces(
+                    getattr(parent.taxonomy, kind)(node_id))
+                if same_text:
+                    protos[i] = old_protos[j]
+                else:
+                    stale[kind].append(i)
+    return stale
+
+
 class CemClassifier(torch.nn.Module):
     """Encoder with LoRA adapters, the heads, and the prototypes of the taxonomy's nodes."""
 
@@ -148,42 +198,41 @@ class CemClassifier(torch.nn.Module):
         tokenizer, encoder = parent.tokenizer, parent.encoder  # the parent's encoder, adapters made trainable
         for name, param in encoder.named_parameters():
             param.requires_grad = "lora_" in name
-        pc = parent.config
-        config = pc.with_(
-            topic_ids=taxonomy.leaf_ids,
-            touchpoint_ids=taxonomy.touchpoint_ids,
-            trained_topic_ids=tuple(t for t in taxonomy.leaf_ids if t in pc.trained_topic_ids),
-            trained_touchpoint_ids=tuple(t for t in taxonomy.touchpoint_ids if t in pc.trained_touchpoint_ids),
-            taxonomy_id=taxonomy.id,
-            taxonomy_version=str(taxonomy.version),
-            taxonomy_hash=taxonomy.content_hash(),
-            training={"parent": pc.model_id},
-            metrics={},
-            **changes,
-        )
+        config = _child_config(parent.config, taxonomy, changes)
         model = cls(config, tokenizer, encoder, taxonomy)
-        shared = {k: v for k, v in parent.heads.state_dict().items() if not k.startswith(_NODE_ROWS)}
-        missing = model.heads.load_state_dict(shared, strict=False).missing_keys
-        if set(missing) - {f"{kind}_{part}" for kind in ("topic", "touchpoint") for part in ("offset", "bias")}:
-            raise ModelError(f"The heads in {parent_dir} do not fit this model: missing {missing}")
         model.refresh_prototypes()
-        with torch.no_grad():
-            for kind, ids, old_ids, get in (
-                ("topic", config.topic_ids, pc.topic_ids, "topic"),
-                ("touchpoint", config.touchpoint_ids, pc.touchpoint_ids, "touchpoint"),
-            ):
-                old_index = {n: i for i, n in enumerate(old_ids)}
-                protos, old_protos = getattr(model, f"{kind}_protos"), getattr(parent, f"{kind}_protos")
-                for i, node_id in enumerate(ids):
-                    j = old_index.get(node_id)
-                    if j is None:
-                        continue  # a new node: text prototype only
-                    getattr(model.heads, f"{kind}_offset")[i] = getattr(parent.heads, f"{kind}_offset")[j]
-                    getattr(model.heads, f"{kind}_bias")[i] = getattr(parent.heads, f"{kind}_bias")[j]
-                    same_text = _node_pieces(getattr(taxonomy, get)(node_id)) == _node_pieces(
-                        getattr(parent.taxonomy, get)(node_id))
-                    if same_text:
-                        protos[i] = old_protos[j]
+        _carry_over(model, parent, where=parent_dir)
+        return model
+
+    @classmethod
+    def derive(
+        cls, parent: CemClassifier, taxonomy: Taxonomy, *, base_dir: Path | str, **changes,
+    ) -> CemClassifier:
+        """An inference-only model for ``taxonomy`` on a *loaded* ``parent``, sharing its tokenizer
+        and encoder object (nothing is copied or loaded for good; no training).
+
+        Nodes carry over as in :meth:`from_parent`: a node the parent knows keeps its learned offset
+        and bias (and counts as trained if it was); a new node, or one whose text changed, gets a
+        fresh text prototype, embedded by the base encoder from ``base_dir``, which is loaded for
+        the occasion and released at once (the parent's encoder may have its adapters merged, and
+        prototypes live in the base encoder's space). Retired nodes are left out. The shared
+        encoder is not touched: callers must keep running it in inference mode only.
+        """
+        config = _child_config(parent.config, taxonomy, changes)
+        model = cls(config, parent.tokenizer, parent.encoder, taxonomy)
+        stale = _carry_over(model, parent, where="the parent model")
+        if any(stale.values()):
+            tokenizer, base = _load_base(Path(base_dir))
+            embedder = cls(config, tokenizer, base.eval(), taxonomy)
+            with torch.no_grad():
+                for kind, rows in stale.items():
+                    if rows:
+                        getter = getattr(taxonomy, kind)
+                        ids = getattr(config, f"{kind}_ids")
+                        getattr(model, f"{kind}_protos")[rows] = embedder.node_prototypes([getter(ids[i]) for i in rows])
+            del embedder, base
+        model.heads.requires_grad_(False)
+        model.heads.eval()
         return model
 
     def save_pretrained(self, directory: Path | str) -> Path:

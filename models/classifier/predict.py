@@ -8,6 +8,7 @@ of the batch goes through.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -20,10 +21,15 @@ import torch
 
 from models.classifier.config import POLARITY_LABELS, SENTIMENT_LABELS
 from models.classifier.model import CemClassifier
-from nlp.errors import InvalidInputError, VerbatimError
+from models.classifier.quantize import Int8Linear, Precision, quantize_linears
+from models.taxonomy import Taxonomy
+from nlp.errors import InvalidInputError, ModelError, VerbatimError
 
 log = logging.getLogger(__name__)
 ALLOWED_LANGS = ("zh", "en")
+#: Every text is padded to a multiple of this many tokens and batched only with texts padded to the
+#: same length, so the shapes its numbers go through depend on the text alone (batch invariance).
+PAD_TO_MULTIPLE = 8
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,22 +51,37 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Classifier:
     """The default model (or a tenant's) ready to classify verbatims."""
 
-    def __init__(self, model: CemClassifier, *, batch_size: int = 32, triage: Callable[[dict, Any], dict] | None = None) -> None:
+    def __init__(
+        self, model: CemClassifier, *, batch_size: int = 32, triage: Callable[[dict, Any], dict] | None = None,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self.model = model.eval()
         self.config = model.config
         self.batch_size = batch_size
         self.triage = triage
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()  # one per encoder: classifiers that share one share it
         self._prefix_tokens = len(model.tokenizer(model.config.text_prefix, add_special_tokens=False)["input_ids"])
 
     @classmethod
-    def load(cls, model_dir: Path | str, *, base_dir: Path | str, quantize: bool = False, **kwargs: Any) -> Classifier:
+    def load(
+        cls, model_dir: Path | str, *, base_dir: Path | str, precision: Precision | str = Precision.fp32,
+        quantize: bool | None = None, **kwargs: Any,
+    ) -> Classifier:
         """Load a model directory and merge its adapters into the encoder.
 
-        ``quantize`` swaps the linear layers for int8 dynamic-quantisation kernels: about twice the
-        speed, but the activation scale is computed over the whole batch, so a text's scores then
-        depend on which other texts share its batch. The service and the command line keep fp32.
+        ``precision`` is how the encoder's linear layers compute: ``fp32`` (the default) or ``int8``
+        (int8 weights per channel, activations quantised per token, see
+        :mod:`models.classifier.quantize`; about twice as fast, sentiment as accurate, but about
+        8% of texts get a different topic set than fp32 gives them). Both are batch-invariant: a
+        text's result does not depend on the other texts classified with it. ``quantize`` is the
+        older spelling: ``True`` means int8, ``False`` fp32.
         """
+        if quantize is not None:
+            precision = Precision.int8 if quantize else Precision.fp32
+        try:
+            precision = Precision(precision)
+        except ValueError:
+            raise ModelError(f"precision must be one of {', '.join(p.value for p in Precision)}; got {precision!r}.") from None
         model = CemClassifier.from_pretrained(model_dir, base_dir=base_dir)
         if "triage" not in kwargs:
             from models.triage import Triage
@@ -68,13 +89,35 @@ class Classifier:
             kwargs["triage"] = Triage(taxonomy=model.taxonomy)
         if hasattr(model.encoder, "merge_and_unload"):
             model.encoder = model.encoder.merge_and_unload()
-        if quantize:
-            model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+        if precision is Precision.int8:
+            quantize_linears(model.encoder)
         return cls(model, **kwargs)
+
+    def derive(self, taxonomy: Taxonomy, *, base_dir: Path | str, version: str) -> Classifier:
+        """This classifier for another version of its taxonomy, at once and without training.
+
+        The new classifier shares this one's encoder (and the lock that serialises its use), so it
+        costs only its heads and prototypes. Nodes new to ``taxonomy`` work zero-shot from their
+        text and are marked ``zero_shot`` in results; retired nodes are gone (see
+        :meth:`CemClassifier.derive`). ``version`` names it in results (``model``). Triage keeps
+        this classifier's policy over ``taxonomy``'s severities.
+        """
+        model = CemClassifier.derive(self.model, taxonomy, base_dir=base_dir, version=version)
+        triage = self.triage
+        from models.triage import Triage
+
+        if isinstance(triage, Triage):
+            triage = _triage_over(triage, taxonomy)
+        return Classifier(model, batch_size=self.batch_size, triage=triage, lock=self._lock)
 
     @property
     def model_id(self) -> str:
         return self.config.model_id
+
+    @property
+    def precision(self) -> Precision:
+        """``int8`` when the encoder runs int8 linear layers, else ``fp32``."""
+        return Precision.int8 if any(isinstance(m, Int8Linear) for m in self.model.encoder.modules()) else Precision.fp32
 
     # preprocess -----------------------------------------------------------------------------
     def _prepare(self, item: ClassifyItem):
@@ -103,9 +146,7 @@ class Classifier:
                 prepared.append((i, self._prepare(item)))
             except VerbatimError as exc:
                 results[i] = {"id": item.id, "error": {"code": exc.code, "message": exc.message}}
-        order = sorted(prepared, key=lambda p: len(p[1].text))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in self._batches(prepared):
             batch_results, batch_emb = self._run_batch([p for _, p in chunk])
             for row, ((i, prep), res) in enumerate(zip(chunk, batch_results, strict=True)):
                 embeddings[i] = batch_emb[row]
@@ -116,12 +157,27 @@ class Classifier:
                 results[i] = res
         return results, embeddings  # type: ignore[return-value]
 
+    def _batches(self, prepared: list) -> list[list]:
+        """Length-sorted batches; a batch holds only texts of the same padded length."""
+        if not prepared:
+            return []
+        cfg = self.config
+        ids = self.model.tokenizer([cfg.text_prefix + p.text for _, p in prepared], truncation=True,
+                                   max_length=cfg.max_length)["input_ids"]
+        lengths = [len(x) for x in ids]
+        order = sorted(range(len(prepared)), key=lambda k: lengths[k])
+        batches: list[list] = []
+        for _, same in itertools.groupby(order, key=lambda k: -(-lengths[k] // PAD_TO_MULTIPLE)):
+            group = [prepared[k] for k in same]
+            batches += [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
+        return batches
+
     @torch.inference_mode()
     def _run_batch(self, preps) -> tuple[list[dict[str, Any]], np.ndarray]:
         cfg = self.config
         tok = self.model.tokenizer(
             [cfg.text_prefix + p.text for p in preps], padding=True, truncation=True, max_length=cfg.max_length,
-            return_special_tokens_mask=True, return_offsets_mapping=True, return_tensors="pt",
+            pad_to_multiple_of=PAD_TO_MULTIPLE, return_special_tokens_mask=True, return_offsets_mapping=True, return_tensors="pt",
         )
         special = tok["special_tokens_mask"].clone()
         special[:, 1 : 1 + self._prefix_tokens] = 1
@@ -174,6 +230,20 @@ class Classifier:
             "touchpoints": touchpoints,
             "primary_touchpoint": touchpoints[0]["id"] if touchpoints else None,
         }
+
+
+def _triage_over(triage: Any, taxonomy: Taxonomy) -> Any:
+    """``triage``'s policy over ``taxonomy`` (a policy naming topics the taxonomy dropped keeps
+    working: those topics simply never match)."""
+    from models.triage import Triage
+    from nlp.errors import PolicyError
+
+    try:
+        return Triage(triage.policy, taxonomy)
+    except PolicyError:
+        found = Triage(triage.policy)
+        found.taxonomy = taxonomy
+        return found
 
 
 def _clauses(text: str):

@@ -109,10 +109,13 @@ def read_source(
 
 def parse_yaml(text: str) -> tuple[Any, dict[str, int], list[Problem]]:
     """Safe-load YAML, keeping the line of every path and flagging duplicate keys."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # reads (and checks) every character: may raise too
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        return None, {}, [_unreadable(text, exc)]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = " ".join(
@@ -130,12 +133,28 @@ def parse_yaml(text: str) -> tuple[Any, dict[str, int], list[Problem]]:
             ],
         )
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[str, int] = {}
     problems: list[Problem] = []
     if node is not None:
         _index_lines(node, "", lines, problems)
     return data, lines, problems
+
+
+def _unreadable(text: str, exc: yaml.reader.ReaderError) -> Problem:
+    """The problem of a character YAML does not allow (a control character, say), with where it is."""
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    before = text[: exc.position] if isinstance(text, str) else ""
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    return Problem(
+        path="",
+        line=line,
+        message=f"invalid YAML: character U+{code:04X} at line {line}, column {column} is not "
+        "allowed in YAML (control characters are not); remove it, or write it as an escape in a "
+        f'double-quoted string ("\\u{code:04x}")',
+    )
 
 
 def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], out: list[Problem]) -> None:

@@ -18,6 +18,7 @@ def classify(
     output: Path = typer.Option(..., "-o", "--output", help="Where to write one JSON object per input record (JSONL)."),
     model: Path = typer.Option(None, help="Model directory (default: VERBATIM_MODEL or the shipped default model)."),
     batch_size: int = typer.Option(64, min=1, max=1024, help="Records per forward pass."),
+    int8: bool = typer.Option(False, "--int8", help="Run the encoder's linear layers in int8: about twice as fast; sentiment as accurate, topic sets differ from fp32 on about 8% of texts."),
 ) -> None:
     """Classify every record: sentiment, topics with polarity and evidence, touchpoints, triage.
 
@@ -39,7 +40,14 @@ def classify(
     with exit_on_error():
         started = time.perf_counter()
         read = read_records(input)
-        classifier = load_classifier(settings, model)
+        if int8:
+            from models.classifier.predict import Classifier
+            from models.encoder import ensure_base_encoder
+            from service.models import resolve_model_dir
+
+            classifier = Classifier.load(resolve_model_dir(settings, model), base_dir=ensure_base_encoder(settings.home), precision="int8")
+        else:
+            classifier = load_classifier(settings, model)
         rows: list[tuple[int, dict]] = [(r.line, {"id": r.id, "line": r.line, "error": {"code": "invalid_record", "message": r.reason}}) for r in read.rejected]
         classified = 0
         progress = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

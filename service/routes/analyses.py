@@ -6,16 +6,16 @@ Every route needs the ``analyze`` scope; another tenant's data set or analysis i
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from nlp.errors import ConflictError, NotFoundError
 from service.analyses import create_analysis
-from service.deps import AnalyzePrincipal, SessionDep
+from service.deps import AnalyzePrincipal, SessionDep, owned_dataset
 from service.routes.analyses_schemas import (
     ANALYSIS_JOB,
     EN_ANALYSIS,
@@ -26,15 +26,14 @@ from service.routes.analyses_schemas import (
     AnalysisOut,
 )
 from service.routes.datasets_schemas import JobOut, Page, examples
+from service.routes.paging import Limit, Offset, page
 from service.storage.base import utcnow
 from service.storage.keys import Principal
-from service.storage.models import Analysis, AnalysisStatus, Dataset, Job, JobState
+from service.storage.models import Analysis, AnalysisStatus, Job, JobState
 from service.storage.tenancy import get_owned
 
 router = APIRouter(prefix="/v1", tags=["analyses"])
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1 to 500).")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 _NO_DATASET = {404: {"description": "No such data set for this API key's tenant"}}
 _NO_ANALYSIS = {404: {"description": "No such analysis for this API key's tenant"}}
 
@@ -42,11 +41,6 @@ _NO_ANALYSIS = {404: {"description": "No such analysis for this API key's tenant
 def _valid_id(value: str, what: str) -> None:
     if not (0 < len(value) <= 40 and value.isprintable()):  # no object has such an id
         raise NotFoundError(f"No {what} with id {value[:40]!r} for this API key's tenant.")
-
-
-def _dataset(session: Session, dataset_id: str, principal: Principal) -> Dataset:
-    _valid_id(dataset_id, "data set")
-    return get_owned(session, Dataset, dataset_id, principal, what="data set")
 
 
 def _analysis(session: Session, analysis_id: str, principal: Principal) -> Analysis:
@@ -85,7 +79,7 @@ def start_analysis(
 
     `curl -H 'Authorization: Bearer vb_…' -H 'Content-Type: application/json' -d '{"score": "nps"}' …/v1/datasets/ds_…/analyses`
     """
-    dataset = _dataset(session, dataset_id, principal)
+    dataset = owned_dataset(session, dataset_id, principal)
     analysis, job = create_analysis(session, principal, dataset, outcome=body.score)
     session.commit()
     runner = getattr(request.app.state, "job_runner", None)
@@ -114,7 +108,7 @@ def list_analyses(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    dataset = _dataset(session, dataset_id, principal)
+    dataset = owned_dataset(session, dataset_id, principal)
     query = select(Analysis).where(
         Analysis.dataset_id == dataset.id, Analysis.tenant_id == principal.tenant_id
     )
@@ -122,14 +116,7 @@ def list_analyses(
     rows = session.scalars(
         query.order_by(Analysis.created_at.desc(), Analysis.id.desc()).limit(limit).offset(offset)
     ).all()
-    following = offset + len(rows)
-    return {
-        "items": [AnalysisOut.of(a, with_result=False) for a in rows],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": following if following < total else None,
-    }
+    return page([AnalysisOut.of(a, with_result=False) for a in rows], total, limit, offset)
 
 
 @router.get(

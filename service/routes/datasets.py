@@ -10,12 +10,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from nlp.errors import NotFoundError
+from nlp.errors import UnavailableError
 from service.dataset_queries import apply_record_filters, parse_record_filters, query_params
 from service.datasets import create_dataset, delete_dataset, remove_upload
-from service.deps import AnalyzePrincipal, SessionDep, SettingsDep
+from service.deps import AnalyzePrincipal, SessionDep, SettingsDep, owned_dataset
 from service.routes.datasets_schemas import (
     EN_DATASET,
     EN_RECORD,
@@ -32,35 +31,17 @@ from service.routes.datasets_schemas import (
     RejectionOut,
     examples,
 )
-from service.storage.keys import Principal
+from service.routes.paging import Limit, Offset
+from service.routes.paging import page as _page
 from service.storage.models import Dataset, DatasetRecord, RecordRejection
-from service.storage.tenancy import get_owned, owned
+from service.storage.tenancy import owned
+from service.tenant_models import get_tenant_models
 
 router = APIRouter(prefix="/v1", tags=["datasets"])
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1 to 500).")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 Label = Literal["negative", "neutral", "positive"]
 _NOT_FOUND = {404: {"description": "No such data set for this API key's tenant"}}
 _CHUNK = 1 << 20
-
-
-def _owned_dataset(session: Session, dataset_id: str, principal: Principal) -> Dataset:
-    """The caller's data set, or 404 (also for ids no data set can have, such as ones with NULs)."""
-    if not (0 < len(dataset_id) <= 40 and dataset_id.isprintable()):
-        raise NotFoundError(f"No data set with id {dataset_id[:40]!r} for this API key's tenant.")
-    return get_owned(session, Dataset, dataset_id, principal, what="data set")
-
-
-def _page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
-    following = offset + len(items)
-    return {
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": following if following < total else None,
-    }
 
 
 def _read_upload(file: UploadFile, limit: int) -> bytes:
@@ -182,7 +163,7 @@ def list_datasets(
     responses={**examples(zh=("Chinese app reviews", ZH_DATASET), en=("English survey", EN_DATASET)), **_NOT_FOUND},
 )  # fmt: skip
 def get_dataset(dataset_id: str, principal: AnalyzePrincipal, session: SessionDep) -> DatasetOut:
-    return DatasetOut.of(_owned_dataset(session, dataset_id, principal))
+    return DatasetOut.of(owned_dataset(session, dataset_id, principal))
 
 
 @router.get(
@@ -198,7 +179,7 @@ def list_rejections(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    dataset = _owned_dataset(session, dataset_id, principal)
+    dataset = owned_dataset(session, dataset_id, principal)
     query = select(RecordRejection).where(RecordRejection.dataset_id == dataset.id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
@@ -244,8 +225,10 @@ def list_records(
     """Filters combine with AND. Besides the parameters below, `meta.<field>=<value>` keeps the
     records whose metadata field equals the value (as text), e.g. `meta.channel=app` or
     `meta.store=上海徐汇店`. Unknown parameters, topic or touchpoint ids are a 422."""
-    dataset = _owned_dataset(session, dataset_id, principal)
-    filters = parse_record_filters(query_params(request.query_params), **_served_ids(request))
+    dataset = owned_dataset(session, dataset_id, principal)
+    filters = parse_record_filters(
+        query_params(request.query_params), **_served_ids(request, principal.tenant_id)
+    )
     query = apply_record_filters(
         select(DatasetRecord).where(
             DatasetRecord.dataset_id == dataset.id, DatasetRecord.tenant_id == principal.tenant_id
@@ -259,9 +242,14 @@ def list_records(
     return _page([RecordOut.of(r) for r in rows], total, limit, offset)
 
 
-def _served_ids(request: Request) -> dict[str, Any]:
-    """The served model's topic and touchpoint ids (a tenant's model may add to the default's)."""
-    classifier = getattr(getattr(request.app.state, "batcher", None), "classifier", None)
+def _served_ids(request: Request, tenant_id: str) -> dict[str, Any]:
+    """The topic and touchpoint ids of the model that classifies the tenant's verbatims now (its
+    promoted model, or one derived for its current taxonomy, may add nodes to the default's);
+    none besides the default's while no model is loaded."""
+    try:
+        classifier = get_tenant_models(request.app.state).classifier(tenant_id)
+    except UnavailableError:
+        classifier = None
     config = getattr(classifier, "config", None)
     return {
         "topic_ids": tuple(getattr(config, "topic_ids", ()) or ()),
@@ -280,7 +268,7 @@ def remove_dataset(
     dataset_id: str, principal: AnalyzePrincipal, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """An import still running is cancelled (its job ends as `cancelled`)."""
-    dataset = _owned_dataset(session, dataset_id, principal)
+    dataset = owned_dataset(session, dataset_id, principal)
     delete_dataset(session, dataset)
     session.commit()
     remove_upload(settings.home, principal.tenant_id, dataset_id)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from nlp.errors import InvalidInputError, ModelError
+from nlp.errors import InvalidInputError, ModelError, UnavailableError
 from service.cases import actor_for
 from service.deps import AnalyzePrincipal, SessionDep, SettingsDep, TrainPrincipal
 from service.label_import import read_label_file
@@ -38,13 +38,13 @@ from service.routes.labels_schemas import (
     LabelSummary,
     ReviewQueue,
 )
+from service.routes.paging import Limit, Offset, page
 from service.settings import Settings
 from service.storage.models import LabelSource
+from service.tenant_models import get_tenant_models
 
 router = APIRouter(prefix="/v1", tags=["labels"])
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1 to 500).")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 _SUMMARY = {
     **examples(200, zh_en=("Every label stored", {**SUMMARY_EXAMPLE, "rejected": []})),
     207: {
@@ -138,9 +138,7 @@ def list_labels(
 ) -> Any:
     rows, total = current_labels(session, principal.tenant_id, dataset_id=dataset_id,
                                  record_id=record_id, history=history, limit=limit, offset=offset)
-    following = offset + len(rows)
-    return {"items": [LabelOut.of(r) for r in rows], "total": total, "limit": limit,
-            "offset": offset, "next_offset": following if following < total else None}  # fmt: skip
+    return page([LabelOut.of(r) for r in rows], total, limit, offset)
 
 
 @router.get(
@@ -172,12 +170,17 @@ def get_label(label_id: str, principal: AnalyzePrincipal, session: SessionDep) -
     return {"items": [LabelOut.of(r) for r in label_history(session, principal.tenant_id, label_id)]}
 
 
-def _prior(request: Request, settings: Settings) -> tuple[PriorFn | None, str | None]:
-    """The zero-shot prior of the served classifier, with the base encoder it needs."""
+def _prior(
+    request: Request, settings: Settings, tenant_id: str
+) -> tuple[PriorFn | None, str | None]:
+    """The zero-shot prior of the classifier the tenant is served (its promoted model, or one
+    derived for its current taxonomy, whose prototypes include the tenant's new nodes), with the
+    base encoder it needs."""
     from models.review import has_base_encoder, topic_prior
 
-    classifier = getattr(request.app.state.batcher, "classifier", None)
-    if classifier is None:
+    try:
+        classifier = get_tenant_models(request.app.state).classifier(tenant_id)
+    except UnavailableError:
         return None, "unavailable: the model is still loading"
     try:
         if has_base_encoder(classifier):
@@ -223,6 +226,6 @@ def get_review_queue(
     """Records are scored for uncertainty of the model, disagreement with its zero-shot prior,
     membership of an emerging cluster (from the data set's latest analysis) and coverage of nodes
     with few labels; records with a label are left out. Each item lists its reasons."""
-    prior, note = _prior(request, settings)
+    prior, note = _prior(request, settings, principal.tenant_id)
     return review_queue(session, principal.tenant_id, dataset_id=dataset_id, limit=limit,
                         lang=lang, prior=prior, prior_note=note)  # fmt: skip

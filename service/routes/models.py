@@ -88,7 +88,14 @@ class ModelList(BaseModel):
     )
     promoted: str | None = Field(description="The promoted version; null: the default model.")
     serving: str | None = Field(
-        description="The model new classification requests of this tenant use."
+        description="The model new classification requests of this tenant use: the promoted "
+        "version or the default model, or one derived from it for the tenant's current taxonomy "
+        "(`verbatim-cem@<version>+tax.<hash8>`) when that taxonomy has other nodes."
+    )
+    serving_base: str | None = Field(
+        None,
+        description="The registry's model that `serving` is (or is derived from): the promoted "
+        "version, or the default model.",
     )
     rollback_to: str | None = Field(
         description="Where POST /v1/models/rollback goes (null: the default model)."
@@ -131,6 +138,14 @@ def _default_model(models: TenantModels) -> str | None:
         return None
 
 
+def _served_model(models: TenantModels, tenant_id: str) -> str | None:
+    """What classifies the tenant's new requests (None while no model is loaded)."""
+    try:
+        return models.classifier(tenant_id).model_id
+    except UnavailableError:
+        return None
+
+
 @router.get(
     "/models", response_model=ModelList, summary="The tenant's model versions and the promoted one"
 )
@@ -140,9 +155,10 @@ def list_models(principal: AnalyzePrincipal, session: SessionDep, request: Reque
     row = session.get(registry.TenantModel, principal.tenant_id)
     promoted = row.promoted_version if row is not None else None
     history = list(row.history) if row is not None else []
+    base = registry.model_id(promoted, default) if promoted or default else None
     return ModelList(
         default_model=default, promoted=promoted,
-        serving=registry.model_id(promoted, default) if promoted or default else None,
+        serving=_served_model(models, principal.tenant_id) or base, serving_base=base,
         rollback_to=history[-1] if history else None, can_roll_back=promoted is not None or bool(history),
         items=[ModelOut.of(r, promoted=promoted, full=False) for r in registry.list_versions(session, principal.tenant_id)],
     )  # fmt: skip

@@ -8,16 +8,23 @@ stored as normalised YAML: comments and layout of the upload are not kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Depends, Request, Response
 
-from nlp.errors import InvalidInputError, NotFoundError
 from service.deps import AnalyzePrincipal, SessionDep, TrainPrincipal
 from service.routes.datasets_schemas import Page, examples
+from service.routes.documents import (
+    DocumentRoutes,
+    Format,
+    FromVersion,
+    ToVersion,
+    Upload,
+    body_doc,
+    invalid_doc,
+    not_found_doc,
+)
+from service.routes.paging import Limit, Offset, page
 from service.routes.taxonomies_schemas import (
     DIFF_EXAMPLE,
     EXAMPLE_YAML,
@@ -25,7 +32,6 @@ from service.routes.taxonomies_schemas import (
     SAVED_EXAMPLE,
     SUMMARY_EXAMPLE,
     TAXONOMY_EXAMPLE,
-    YAML_TYPES,
     DiffOut,
     TaxonomyCreate,
     TaxonomyOut,
@@ -34,39 +40,26 @@ from service.routes.taxonomies_schemas import (
     VersionOut,
 )
 from service.storage.keys import Principal
-from service.storage.models import TaxonomyVersion, TenantTaxonomy
-from service.taxonomies import (
-    MAX_TAXONOMY_BYTES,
-    Saved,
-    add_version,
-    create_default_copy,
-    create_taxonomy,
-    diff_versions,
-    get_taxonomy,
-    get_version,
-    list_taxonomies,
-    list_versions,
-    version_taxonomy,
-)
+from service.taxonomies import MAX_TAXONOMY_BYTES, TAXONOMIES, list_taxonomies
 
 router = APIRouter(prefix="/v1", tags=["taxonomies"])
+ROUTES = DocumentRoutes(
+    store=TAXONOMIES,
+    prefix="/v1/taxonomies",
+    noun="taxonomy",
+    short="taxonomy",
+    bad_id="No taxonomy with id {ref!r} for this API key's tenant.",
+    example_id="acme-cem",
+    max_bytes=MAX_TAXONOMY_BYTES,
+    create_model=TaxonomyCreate,
+    out=TaxonomyOut,
+    version_out=VersionOut,
+)
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1 to 500).")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
-Format = Annotated[
-    Literal["json", "yaml"], Query(description="`yaml`: the version's YAML as `text/yaml`.")
-]
-Message = Annotated[
-    str | None,
-    Query(max_length=2000, description="With a YAML body: what this version changes."),
-]
-_NOT_FOUND = {404: {"description": "No such taxonomy (or version) for this API key's tenant"}}
-_INVALID = {
-    422: {
-        "description": "The YAML is invalid: `details` lists every problem with its path and line",
-        "content": {"application/json": {"example": INVALID_EXAMPLE}},
-    }
-}
+UploadDep = Annotated[Upload, Depends(ROUTES.read_upload)]
+_NOT_FOUND = not_found_doc("taxonomy")
+_INVALID = invalid_doc(INVALID_EXAMPLE)
+_YAML_EXAMPLES = {"bilingual": {"summary": "A small zh+en taxonomy", "value": EXAMPLE_YAML}}
 
 
 def _json_or_yaml(summary: str, value: Any) -> dict[int | str, dict[str, Any]]:
@@ -77,104 +70,7 @@ def _json_or_yaml(summary: str, value: Any) -> dict[int | str, dict[str, Any]]:
 
 
 def _body_doc(json_examples: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/yaml": {
-                    "schema": {"type": "string"},
-                    "examples": {"bilingual": {"summary": "A small zh+en taxonomy", "value": EXAMPLE_YAML}},
-                },
-                "application/json": {
-                    "schema": TaxonomyCreate.model_json_schema(by_alias=True),
-                    "examples": json_examples,
-                },
-            },
-        }
-    }  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class Upload:
-    yaml: str | None
-    from_default: bool = False
-    key: str | None = None
-    message: str | None = None
-
-
-async def read_upload(request: Request, message: Message = None) -> Upload:
-    """The body as YAML text (a YAML content type) or as JSON ``{"yaml": …}`` / ``{"from": …}``."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > MAX_TAXONOMY_BYTES:
-        raise HTTPException(413, f"A taxonomy is at most {MAX_TAXONOMY_BYTES:,} bytes of YAML.")
-    if media in YAML_TYPES:
-        return Upload(yaml=_text(body), message=message)
-    if media == "application/json" or media.endswith("+json"):
-        try:
-            doc = TaxonomyCreate.model_validate_json(body)
-        except ValidationError as exc:
-            details = [
-                {"location": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]}
-                for e in exc.errors()
-            ]
-            raise InvalidInputError(
-                'The JSON body is not valid: expected {"yaml": "<the taxonomy as YAML>"} or '
-                '{"from": "default", "id": "acme-cem"}.',
-                details=details,
-            ) from None
-        if (doc.yaml is None) == (doc.from_ is None):
-            raise InvalidInputError('Give exactly one of "yaml" and "from" in the JSON body.')
-        if doc.id is not None and doc.from_ is None:
-            raise InvalidInputError('"id" goes with "from"; with "yaml" the id is the YAML\'s own.')
-        return Upload(
-            yaml=doc.yaml,
-            from_default=doc.from_ == "default",
-            key=doc.id,
-            message=doc.message or message,
-        )
-    raise HTTPException(
-        415,
-        f"Send the taxonomy as YAML (Content-Type: application/yaml) or as JSON "
-        f'{{"yaml": …}} (Content-Type: application/json); got {media or "no Content-Type"!r}.',
-    )
-
-
-def _text(body: bytes) -> str:
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            f"The taxonomy is not UTF-8 text (byte {exc.start}); save the YAML as UTF-8."
-        ) from None
-
-
-UploadDep = Annotated[Upload, Depends(read_upload)]
-
-
-def _taxonomy(
-    session: Session, principal: Principal, taxonomy_id: str, **kw: Any
-) -> TenantTaxonomy:
-    if not (0 < len(taxonomy_id) <= 80 and taxonomy_id.isprintable()):
-        raise NotFoundError(f"No taxonomy with id {taxonomy_id[:80]!r} for this API key's tenant.")
-    return get_taxonomy(session, principal.tenant_id, taxonomy_id, **kw)
-
-
-def _yaml_response(row: TenantTaxonomy, version: TaxonomyVersion) -> Response:
-    return Response(
-        version.yaml,
-        media_type="text/yaml; charset=utf-8",
-        headers={"Content-Disposition": f'inline; filename="{row.key}.v{version.version}.yaml"'},
-    )
-
-
-def _saved(saved: Saved) -> dict[str, Any]:
-    out = TaxonomyOut.build(saved.taxonomy, saved.version, version_taxonomy(saved.version))
-    return {
-        **out.model_dump(),
-        "created": saved.created,
-        "warnings": [p.as_dict() for p in saved.warnings],
-    }
+    return body_doc(TaxonomyCreate, json_examples, _YAML_EXAMPLES)
 
 
 @router.post(
@@ -191,7 +87,11 @@ def _saved(saved: Saved) -> dict[str, Any]:
     }),
 )  # fmt: skip
 def create(
-    response: Response, principal: TrainPrincipal, session: SessionDep, upload: UploadDep
+    request: Request,
+    response: Response,
+    principal: TrainPrincipal,
+    session: SessionDep,
+    upload: UploadDep,
 ) -> dict[str, Any]:
     """Version 1 of a new taxonomy. Send the YAML (`Content-Type: application/yaml`, format in
     `models/taxonomy/README.md`), or JSON `{"yaml": "…"}`, or `{"from": "default", "id": "acme-cem"}`
@@ -199,15 +99,9 @@ def create(
 
     `curl -H 'Authorization: Bearer vb_…' -H 'Content-Type: application/yaml' --data-binary @acme.yaml …/v1/taxonomies`
     """
-    common = {"created_by": principal.key_id, "message": upload.message}
-    if upload.from_default:
-        saved = create_default_copy(session, principal.tenant_id, key=upload.key, **common)
-    else:
-        saved = create_taxonomy(session, principal.tenant_id, upload.yaml or "", **common)
-    body = _saved(saved)
-    session.commit()
-    response.headers["Location"] = f"/v1/taxonomies/{saved.taxonomy.id}"
-    return body
+    saved = ROUTES.create(response, principal, session, upload)
+    _classify_with_it(request, principal)
+    return saved
 
 
 @router.get(
@@ -220,14 +114,7 @@ def list_all(
     principal: AnalyzePrincipal, session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     rows, total = list_taxonomies(session, principal.tenant_id, limit=limit, offset=offset)
-    following = offset + len(rows)
-    return {
-        "items": [TaxonomySummary.of(r) for r in rows],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": following if following < total else None,
-    }
+    return page([TaxonomySummary.of(r) for r in rows], total, limit, offset)
 
 
 @router.get(
@@ -240,11 +127,7 @@ def read(
     taxonomy_id: str, principal: AnalyzePrincipal, session: SessionDep, format: Format = "json"
 ) -> Any:
     """`taxonomy_id` is the server id (`tax_…`) or the taxonomy's key (its YAML `id`)."""
-    row = _taxonomy(session, principal, taxonomy_id)
-    version = get_version(session, row, row.current_version)
-    if format == "yaml":
-        return _yaml_response(row, version)
-    return TaxonomyOut.build(row, version, version_taxonomy(version))
+    return ROUTES.read(session, principal, taxonomy_id, None, format)
 
 
 @router.put(
@@ -256,21 +139,28 @@ def read(
     openapi_extra=_body_doc({"yaml": {"summary": "YAML inside JSON", "value": {"yaml": EXAMPLE_YAML, "message": "新增“过敏/食品安全” / add allergies"}}}),
 )  # fmt: skip
 def update(
-    taxonomy_id: str, principal: TrainPrincipal, session: SessionDep, upload: UploadDep
+    request: Request,
+    taxonomy_id: str,
+    principal: TrainPrincipal,
+    session: SessionDep,
+    upload: UploadDep,
 ) -> dict[str, Any]:
     """The body is the whole taxonomy (YAML, or JSON `{"yaml": "…", "message": "…"}`); its `id`
     must be the taxonomy's key. The server sets `version` to current + 1. An upload equal to the
     current version saves nothing (`created: false`). To merge, move or retire a node keep it in
     the file with `status: retired` and `replaced_by`, so old labels map forward. Needs `train`."""
-    if upload.from_default or upload.yaml is None:
-        raise InvalidInputError('PUT takes the whole taxonomy: a YAML body or JSON {"yaml": …}.')
-    row = _taxonomy(session, principal, taxonomy_id, for_update=True)
-    saved = add_version(
-        session, row, upload.yaml, created_by=principal.key_id, message=upload.message
-    )
-    body = _saved(saved)
-    session.commit()
-    return body
+    saved = ROUTES.update(session, principal, taxonomy_id, upload, for_update=True)
+    if saved["created"]:
+        _classify_with_it(request, principal)
+    return saved
+
+
+def _classify_with_it(request: Request, principal: Principal) -> None:
+    """The tenant's classification on this server follows its just-saved taxonomy from its next
+    request (other servers notice within a few seconds, :mod:`service.tenant_models`)."""
+    models = getattr(request.app.state, "tenant_models", None)
+    if models is not None:  # none yet: nothing remembered to forget
+        models.forget_taxonomy(principal.tenant_id)
 
 
 @router.get(
@@ -280,8 +170,7 @@ def update(
     responses=_NOT_FOUND,
 )
 def versions(taxonomy_id: str, principal: AnalyzePrincipal, session: SessionDep) -> Any:
-    row = _taxonomy(session, principal, taxonomy_id)
-    return [VersionOut.of(row, v) for v in list_versions(session, row)]
+    return ROUTES.versions(session, principal, taxonomy_id)
 
 
 @router.get(
@@ -298,11 +187,7 @@ def read_version(
     format: Format = "json",
 ) -> Any:
     """The YAML export loads back with `verbatim taxonomy validate` and imports unchanged."""
-    row = _taxonomy(session, principal, taxonomy_id)
-    found = get_version(session, row, version)
-    if format == "yaml":
-        return _yaml_response(row, found)
-    return TaxonomyOut.build(row, found, version_taxonomy(found))
+    return ROUTES.read(session, principal, taxonomy_id, version, format)
 
 
 @router.get(
@@ -316,13 +201,10 @@ def diff(
     taxonomy_id: str,
     principal: AnalyzePrincipal,
     session: SessionDep,
-    from_: Annotated[int | None, Query(alias="from", ge=1, description="Old version (default: to - 1).")] = None,
-    to: Annotated[int | None, Query(ge=1, description="New version (default: the current one).")] = None,
-) -> Any:  # fmt: skip
+    from_: FromVersion = None,
+    to: ToVersion = None,
+) -> Any:
     """Added, removed, retired, restored, merged, moved and renamed nodes, changed descriptions,
     seeds and attributes, and `label_mapping`: for every old topic and touchpoint id, the id its
     labels count as in the new version (null when retired without replacement or deleted)."""
-    row = _taxonomy(session, principal, taxonomy_id)
-    new = to if to is not None else row.current_version
-    old = from_ if from_ is not None else max(new - 1, 1)
-    return diff_versions(session, row, old, new)
+    return ROUTES.diff(session, principal, taxonomy_id, from_, to)

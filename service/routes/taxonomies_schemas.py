@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.taxonomy import Taxonomy, taxonomy_to_dict
 from service.storage.models import TaxonomyVersion, TenantTaxonomy
 
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-
 
 def yaml_url(row: TenantTaxonomy, version: int) -> str:
     return f"/v1/taxonomies/{row.id}/versions/{version}?format=yaml"

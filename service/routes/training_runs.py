@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from service.deps import AnalyzePrincipal, SessionDep, TrainPrincipal
+from service.routes.paging import Limit, Offset
 from service.storage.models import Job, TrainingRun
 from service.storage.tenancy import get_owned, owned
 from service.training_runs import MIN_LABELS, RunRequest, start_run
@@ -124,8 +125,8 @@ def create_training_run(
 def list_training_runs(
     principal: AnalyzePrincipal,
     session: SessionDep,
-    limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> TrainingRunList:
     query = owned(TrainingRun, principal)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -11,8 +11,6 @@ from models.triage import TriagePolicy, policy_to_dict
 from service.routes.taxonomies_schemas import ProblemOut
 from service.storage.models import TenantTriagePolicy, TriagePolicyVersion
 
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-
 
 def yaml_url(row: TenantTriagePolicy, version: int) -> str:
     return f"/v1/triage-policies/{row.id}/versions/{version}?format=yaml"

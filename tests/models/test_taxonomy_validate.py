@@ -234,6 +234,16 @@ def test_invalid_yaml_gives_one_problem_with_its_line():
     assert problems[0].line is not None and problems[0].line >= 3
 
 
+def test_a_character_yaml_does_not_allow_is_one_problem_at_its_line_and_column():
+    """PyYAML refuses control characters (a stray C1 byte from a mis-decoded file, say) as it
+    reads the text, before parsing: reported like any syntax error, never raised."""
+    problems = validate_taxonomy(HEADER.replace("name: {zh: 演示", "name: {zh: 演\u0089示") + LEAF)
+    assert [(p.path, p.line, p.level) for p in problems] == [("", 3, ProblemLevel.error)]
+    assert "U+0089 at line 3, column 13" in problems[0].message
+    assert "\\u0089" in problems[0].message  # how to write it instead
+    assert validate_taxonomy("\u0089\n")[0].line == 1
+
+
 @pytest.mark.parametrize(
     ("text", "expect"),
     [

@@ -266,3 +266,22 @@ def test_a_run_trains_for_the_tenants_taxonomy_version_with_its_new_node(
         assert run["taxonomy"]["key"] == "acme-cem" and run["taxonomy"]["version"] == 2
         assert api.trainer.calls[-1]["taxonomy"] == "acme-cem"
         assert api.trainer.calls[-1]["n"] == 24
+
+
+def test_an_offset_or_limit_out_of_range_is_a_422_naming_the_bound(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    """An offset past any database's integers used to reach SQLite (a 500); every list route
+    bounds both, and the largest allowed offset is simply an empty page."""
+    huge = "24146332826971127808"
+    with serving(tmp_path, sqlite_url, live_server, labels=False) as api:
+        for path in ("/v1/training-runs", "/v1/datasets", "/v1/taxonomies", "/v1/labels"):
+            for params in ({"offset": huge}, {"offset": "-1"}, {"limit": "0"}, {"limit": "501"}):
+                response = api.call("GET", path, "analyze", params=params)
+                assert response.status_code == 422, (path, params, response.text)
+                error = response.json()["error"]
+                assert error["code"] == "invalid_input" and next(iter(params)) in error["message"]
+            edge = api.call("GET", path, "analyze", params={"offset": 1_000_000_000, "limit": 500})
+            assert edge.status_code == 200 and edge.json()["items"] == [], (path, edge.text)
+        message = api.call("GET", "/v1/training-runs", "analyze", params={"offset": huge}).text
+        assert "1000000000" in message  # the bound, so the caller can fix the request

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from models.taxonomy import default_taxonomy
+from models.taxonomy import default_taxonomy, taxonomy_to_dict
 from models.triage import Triage, default_policy, load_policy, policy_to_dict
 from nlp.prepare import prepare
 from service.app import create_app
@@ -109,11 +109,12 @@ def api(request, tmp_path_factory, database_factory, live_server) -> Iterator[Ap
             engine = make_engine(url)
             keys, key_ids = {}, {}
             with make_session_factory(engine).begin() as session:
-                tenants = {name: get_or_create_tenant(session, name)[0] for name in ("acme", "globex", "initech")}
+                tenants = {name: get_or_create_tenant(session, name)[0] for name in ("acme", "globex", "initech", "umbrella")}
                 for label, tenant, scopes in [
                     ("admin", "acme", "admin"), ("analyze", "acme", "analyze"), ("agent", "acme", "triage"),
                     ("classify", "acme", "classify"), ("train", "acme", "train,analyze"),
                     ("globex", "globex", "admin"), ("initech", "initech", "admin"),
+                    ("umbrella", "umbrella", "admin"),
                 ]:  # fmt: skip
                     row, keys[label] = create_key(session, tenants[tenant], scopes, name=label)
                     key_ids[label] = row.id
@@ -272,3 +273,68 @@ def test_an_import_triages_and_opens_cases_under_the_tenants_policy(api: Api, ac
         assert case["priority"] == "P1" and case["policy"] == "acme-triage@2" and case["team"] == "logistics"
         created, due = (datetime.fromisoformat(case[k]) for k in ("created_at", "due_at"))
         assert due - created == timedelta(hours=2)
+
+
+SAFETY = {
+    "id": "product.safety",
+    "name": {"zh": "过敏/食品安全", "en": "Allergies and food safety"},
+    "description": {"zh": "过敏、食物中毒、饭菜里的异物", "en": "Allergies, food poisoning, foreign objects in food"},
+    "seeds": {"zh": ["吃完全身起红疹", "备注了花生过敏还是放了花生", "饭里吃出了虫子"],
+              "en": ["we all got food poisoning", "broke out in hives after eating", "found a hair in my salad"]},
+}  # fmt: skip
+
+
+def with_safety_node(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (a policy) lifting the tenant's new node ``product.safety`` to critical and
+    counting it among the safety cues' topics."""
+    doc = json.loads(json.dumps(doc))
+    doc["topics"]["severity"]["product.safety"] = "critical"
+    doc["cues"]["safety"]["related_topics"].append("product.safety")
+    return doc
+
+
+def test_a_policy_may_name_the_tenants_own_new_taxonomy_node(api: Api) -> None:
+    """umbrella added ``product.safety`` to its taxonomy: its policy may name the node (create and
+    PUT); a tenant on the default taxonomy naming it gets a 422 that says which taxonomy lacks it."""
+    taxonomy = json.loads(json.dumps(taxonomy_to_dict(default_taxonomy())))
+    taxonomy.update(id="umbrella-cem", topics=[*taxonomy["topics"], SAFETY])
+    made = api.request("POST", "/v1/taxonomies", "umbrella", content=to_yaml(taxonomy), headers=YAML)
+    assert made.status_code == 201, made.text
+    policy = with_safety_node(stricter("umbrella-triage"))
+    created = api.request("POST", "/v1/triage-policies", "umbrella", content=to_yaml(policy), headers=YAML)
+    assert created.status_code == 201, created.text
+    assert created.json()["policy"]["topics"]["severity"]["product.safety"] == "critical"
+    policy["thresholds"]["P1"] = 4.5
+    saved = api.request("PUT", f"/v1/triage-policies/{created.json()['id']}", "umbrella",
+                        content=to_yaml(policy), headers=YAML)  # fmt: skip
+    assert saved.status_code == 200 and saved.json()["current_version"] == 2, saved.text
+    # a typo of the node is still caught, against the tenant's taxonomy
+    typo = json.loads(json.dumps(policy))
+    typo["topics"]["severity"]["product.safty"] = typo["topics"]["severity"].pop("product.safety")
+    refused = api.request("PUT", f"/v1/triage-policies/{created.json()['id']}", "umbrella",
+                          content=to_yaml(typo), headers=YAML)  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    problem = next(d for d in refused.json()["error"]["details"] if "product.safty" in d["path"])
+    assert "'umbrella-cem'" in problem["message"] and "product.safety" in problem["message"]
+    # globex has no taxonomy of its own: the default one, which lacks the node
+    theirs = with_safety_node(stricter("globex-triage"))
+    other = api.request("POST", "/v1/triage-policies", "globex", content=to_yaml(theirs), headers=YAML)
+    assert other.status_code == 422, other.text
+    paths = {d["path"]: d["message"] for d in other.json()["error"]["details"]}
+    assert "product.safety" in paths.get("topics.severity.product.safety", ""), paths
+
+
+@pytest.mark.parametrize(
+    ("text", "character", "line"), [("\u0089", "U+0089", 1), ("id: x\nname: 坏\u0007了\n", "U+0007", 2)]
+)
+def test_a_control_character_in_the_yaml_is_a_422_naming_it(api: Api, text: str, character: str, line: int) -> None:
+    """YAML refuses control characters before parsing: that is the caller's mistake (a 422 naming
+    the character and its line), never a 500; for a policy and for a taxonomy alike."""
+    for path in ("/v1/triage-policies", "/v1/taxonomies"):
+        before = api.request("GET", path, "initech").json()["total"]
+        response = api.request("POST", path, "initech", json={"yaml": text})
+        assert response.status_code == 422, (path, response.text)
+        error = response.json()["error"]
+        assert error["code"] in ("invalid_policy", "invalid_taxonomy"), error
+        assert character in error["details"][0]["message"] and error["details"][0]["line"] == line, error
+        assert api.request("GET", path, "initech").json()["total"] == before  # nothing saved

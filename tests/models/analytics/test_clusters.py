@@ -300,10 +300,15 @@ def real(base_encoder_dir, shared_data):
     }
 
 
-@pytest.fixture(scope="module")
-def real_clusters(real):
+def fit_real(real) -> ClusterSet:
+    """A fresh clusterer's clusters of the real tier's texts, mapped to the model's taxonomy."""
     return IssueClusterer().fit(real["texts"], real["emb"], ids=real["ids"], langs=real["langs"],
                                 topics=real["topics"], taxonomy=real["taxonomy"])
+
+
+@pytest.fixture(scope="module")
+def real_clusters(real):
+    return fit_real(real)
 
 
 @pytest.mark.slow
@@ -336,8 +341,7 @@ def test_real_unrelated_issues_and_banking_intents_are_not_merged(real, real_clu
 @pytest.mark.slow
 @pytest.mark.data
 def test_real_rerun_and_new_batch_keep_the_ids(real, real_clusters):
-    again = IssueClusterer().fit(real["texts"], real["emb"], ids=real["ids"], langs=real["langs"],
-                                 topics=real["topics"], taxonomy=real["taxonomy"])
+    again = fit_real(real)
     assert again.labels == real_clusters.labels and again.clusters == real_clusters.clusters
 
     # fit without the rude-service complaints and every fourth text, then bring them in as a new batch

@@ -1,0 +1,192 @@
+"""``verbatim classify`` throughput, fp32 against int8, and how far int8 agrees with fp32.
+
+Usage::
+
+    python -m evaluation.bench_classify                 # throughput: fp32 and int8 interleaved, 3 runs each
+    python -m evaluation.bench_classify --agreement     # also agreement with fp32 and sentiment accuracy
+    python -m evaluation.bench_classify --runs 5 --json-out evaluation/bench/classify.json
+
+Throughput follows ``spec/benchmarks.md``: ``verbatim classify`` as a child process over the fixed
+2,000-record mixed file (``evaluation/bench/mixed2000.ids``), end to end including model load,
+the two precisions interleaved (fp32, int8, fp32, ...) so both see the same machine load, median
+of the runs, with each run's peak resident memory (``wait4``). The load average before and after
+is recorded: numbers from a busy machine are low.
+
+``--agreement`` runs both precisions in-process on the mixed file (sentiment label agreement,
+exact topic-set agreement, mean absolute sentiment-score difference) and scores both on the test
+splits of the three sentiment sets with the evaluation's own scorer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "bench" / "classify.json"
+SENTIMENT_SETS = ("online_shopping_10_cats", "waimai_10k", "twitter_us_airline")
+PRECISIONS = ("fp32", "int8")
+
+
+def _one_run(records: Path, precision: str, model: Path | None) -> dict[str, Any]:
+    """One ``verbatim classify`` child process: wall seconds and peak RSS."""
+    verbatim = str(Path(sys.executable).with_name("verbatim"))
+    with tempfile.TemporaryDirectory(prefix="verbatim-bench-") as tmp:
+        cmd = [verbatim, "classify", str(records), "-o", f"{tmp}/out.jsonl"]
+        cmd += ["--int8"] if precision == "int8" else []
+        cmd += ["--model", str(model)] if model else []
+        with open(f"{tmp}/stderr.txt", "w+", encoding="utf-8") as err:  # a file: a full pipe would block the child
+            started = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - started
+            err.seek(0)
+            stderr = err.read()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed: {stderr[-500:]}")
+        lines = Path(f"{tmp}/out.jsonl").read_text(encoding="utf-8").splitlines()
+    return {"seconds": round(seconds, 2), "records": len(lines), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def throughput(*, runs: int, model: Path | None) -> dict[str, Any]:
+    """fp32 and int8 interleaved, ``runs`` each; the median run per precision."""
+    from training.data import load_mixed2000, write_records_jsonl
+
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="verbatim-bench-") as tmp:
+        records = Path(tmp) / "mixed2000.jsonl"
+        write_records_jsonl(load_mixed2000(), records)
+        raw: dict[str, list[dict[str, Any]]] = {p: [] for p in PRECISIONS}
+        for _ in range(runs):
+            for precision in PRECISIONS:
+                raw[precision].append(_one_run(records, precision, model))
+                print(f"{precision}: {raw[precision][-1]}", file=sys.stderr)
+    out: dict[str, Any] = {}
+    for precision, rows in raw.items():
+        median = statistics.median(r["seconds"] for r in rows)
+        out[precision] = {
+            "records": rows[0]["records"], "median_seconds": median,
+            "records_per_s": round(rows[0]["records"] / median, 1),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rows), "runs": rows,
+        }
+    out["loadavg_before"] = [round(x, 2) for x in load_before]
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    return out
+
+
+def _topics(result: dict[str, Any]) -> frozenset[str]:
+    return frozenset(t["id"] for t in result.get("topics", []))
+
+
+def _reference_accuracy() -> dict[str, float]:
+    """fp32 sentiment accuracy from the last full evaluation run (``evaluation/results.json``)."""
+    path = Path(__file__).resolve().parent / "results.json"
+    sentiment = json.loads(path.read_text(encoding="utf-8"))["sentiment"]
+    return {name: round(sentiment[name]["predictors"]["verbatim"]["accuracy"], 4) for name in SENTIMENT_SETS}
+
+
+def agreement(*, model: Path | None, accuracy_of: Sequence[str] = PRECISIONS) -> dict[str, Any]:
+    """int8 against fp32 on the mixed file, and sentiment accuracy of the precisions in ``accuracy_of``.
+
+    A precision left out of ``accuracy_of`` (fp32, to save an hour of CPU) takes its accuracy from
+    ``evaluation/results.json``, and the report says so.
+    """
+    from platformdirs import user_data_dir
+
+    from evaluation.ours import classifier_predict_fn
+    from evaluation.product import SENTIMENT_SETS as PLANS
+    from evaluation.scoring import score_sentiment
+    from models.classifier import default_model_dir
+    from models.classifier.predict import Classifier
+    from models.encoder import ensure_base_encoder
+    from training.data import load_dataset, load_mixed2000
+
+    home = Path(os.environ.get("VERBATIM_HOME") or user_data_dir("verbatim", appauthor=False))
+    base = ensure_base_encoder(home)
+    model_dir = model or os.environ.get("VERBATIM_MODEL") or default_model_dir()
+    mixed = [{"id": str(i), "text": r.text} for i, r in enumerate(load_mixed2000())]
+    labels = {plan.dataset: lab for plan, lab, _ in PLANS}
+    results: dict[str, list[dict[str, Any]]] = {}
+    accuracy: dict[str, dict[str, Any]] = {}
+    for precision in PRECISIONS:
+        clf = Classifier.load(model_dir, base_dir=base, precision=precision, triage=None)
+        results[precision] = [r for start in range(0, len(mixed), 256) for r in clf.classify(mixed[start : start + 256])]
+        print(f"{precision}: mixed file done", file=sys.stderr)
+        if precision in accuracy_of:
+            predict = classifier_predict_fn(clf)
+            for name in SENTIMENT_SETS:
+                test = [e for e in load_dataset(name, "test") if e.sentiment is not None]
+                scored = score_sentiment(test, predict([e.text for e in test]), labels=labels[name])
+                accuracy.setdefault(name, {"n": scored["n"]})[precision] = round(scored["accuracy"], 4)
+                print(f"{precision} {name}: {scored['accuracy']:.4f}", file=sys.stderr)
+        del clf
+    sources = {p: "this run" for p in accuracy_of}
+    if "fp32" not in accuracy_of:
+        for name, value in _reference_accuracy().items():
+            accuracy.setdefault(name, {})["fp32"] = value
+        sources["fp32"] = "evaluation/results.json (last full evaluation, same model)"
+    pairs = [(a, b) for a, b in zip(results["fp32"], results["int8"], strict=True) if "error" not in a and "error" not in b]
+    return {
+        "records": len(pairs),
+        "sentiment_label_agreement": round(sum(a["sentiment"]["label"] == b["sentiment"]["label"] for a, b in pairs) / len(pairs), 4),
+        "topic_set_agreement": round(sum(_topics(a) == _topics(b) for a, b in pairs) / len(pairs), 4),
+        "mean_abs_score_diff": round(sum(abs(a["sentiment"]["score"] - b["sentiment"]["score"]) for a, b in pairs) / len(pairs), 4),
+        "max_abs_score_diff": round(max(abs(a["sentiment"]["score"] - b["sentiment"]["score"]) for a, b in pairs), 4),
+        "accuracy": accuracy,
+        "accuracy_source": sources,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = ["| precision | records/s (median) | peak RSS MB |", "|---|---:|---:|"]
+    for precision in PRECISIONS:
+        if precision in report.get("throughput", {}):
+            t = report["throughput"][precision]
+            rows.append(f"| {precision} | {t['records_per_s']} | {t['peak_rss_mb']} |")
+    if "throughput" in report:
+        rows.append(f"\nload average before {report['throughput']['loadavg_before']}, after {report['throughput']['loadavg_after']}")
+    if "agreement" in report:
+        a = report["agreement"]
+        rows.append(f"\nint8 vs fp32 on {a['records']} records: sentiment labels {a['sentiment_label_agreement']:.2%}, "
+                    f"topic sets {a['topic_set_agreement']:.2%}, mean |score diff| {a['mean_abs_score_diff']}")
+        rows += ["", "| data set | n | fp32 accuracy | int8 accuracy |", "|---|---:|---:|---:|"]
+        rows += [f"| {k} | {v.get('n')} | {v.get('fp32')} | {v.get('int8')} |" for k, v in a["accuracy"].items()]
+        rows.append(f"\naccuracy from: {a['accuracy_source']}")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per precision (median reported)")
+    parser.add_argument("--model", type=Path, help="model directory (default: VERBATIM_MODEL or the shipped model)")
+    parser.add_argument("--agreement", action="store_true", help="also int8-vs-fp32 agreement and sentiment accuracy")
+    parser.add_argument("--accuracy-of", nargs="*", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="precisions to score on the sentiment test sets (others: from evaluation/results.json)")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the throughput runs")
+    parser.add_argument("--json-out", type=Path, default=OUT, help=f"where to write the results (default {OUT})")
+    args = parser.parse_args(argv)
+    # sections not re-run this time (throughput or agreement) keep their last results
+    report: dict[str, Any] = json.loads(args.json_out.read_text(encoding="utf-8")) if args.json_out.is_file() else {}
+    report |= {"cpus": os.cpu_count(), "machine": platform.platform(), "python": platform.python_version()}
+    if not args.no_throughput:
+        report["throughput"] = throughput(runs=args.runs, model=args.model)
+    if args.agreement:
+        report["agreement"] = agreement(model=args.model, accuracy_of=args.accuracy_of)
+    print(markdown(report))
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Batch-invariant int8 inference for the encoder's linear layers.
+
+Every ``nn.Linear`` of the encoder becomes an :class:`Int8Linear`: weights quantised once to int8
+per output channel (symmetric), activations quantised at run time to int8 per *row* (per token),
+symmetric, the product computed in exact int32 by ``torch._int_mm`` (oneDNN, VNNI where the CPU
+has it) and rescaled to fp32. A token's activation scale comes from that token alone and the
+integer product is exact, so a text's scores do not depend on which other texts (or how much
+padding) share its batch, unlike ``torch.ao`` dynamic quantisation, whose activation scale is one
+number for the whole batch.
+
+Why not torchao's ``Int8DynamicActivationInt8WeightConfig``: it is the same scheme, but its CPU
+path is written to be fused by ``torch.compile``; run eagerly it re-quantises through generic
+affine primitives and measured slower than fp32 here (see ``evaluation/bench_classify.py``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import torch
+from torch import nn
+
+
+class Precision(StrEnum):
+    """How the encoder's linear layers compute."""
+
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+def _row_absmax_scale(x: torch.Tensor) -> torch.Tensor:
+    """Per-row symmetric int8 scale: the row's largest magnitude maps to 127."""
+    return x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12).div_(127.0)
+
+
+class Int8Linear(nn.Module):
+    """``y = x W^T + b`` with int8 per-channel weights and int8 per-row dynamic activations."""
+
+    def __init__(self, weight_q: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features = int(weight_q.shape[1])
+        self.out_features = int(weight_q.shape[0])
+        # torch._int_mm takes (K, N): the transpose of the (N, K) weights, as a view
+        self.register_buffer("weight_t", weight_q.contiguous().t(), persistent=False)
+        self.register_buffer("weight_scale", weight_scale.to(torch.float32).contiguous(), persistent=False)
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone(), persistent=False)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
+        w = linear.weight.detach().to(torch.float32)
+        scale = _row_absmax_scale(w)  # one per output channel
+        weight_q = torch.round(w / scale).clamp_(-127, 127).to(torch.int8)
+        return cls(weight_q, scale.squeeze(1), linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, self.in_features).to(torch.float32)
+        scale = _row_absmax_scale(x2)
+        x_q = torch.div(x2, scale).round_().to(torch.int8)
+        acc = torch._int_mm(x_q, self.weight_t)
+        out = acc * scale  # int32 * fp32 -> fp32 in one pass
+        out = torch.addcmul(self.bias, out, self.weight_scale) if self.bias is not None else out.mul_(self.weight_scale)
+        return out.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-row activations"
+
+
+def quantize_linears(module: nn.Module) -> nn.Module:
+    """Replace every ``nn.Linear`` inside ``module`` (in place) by an :class:`Int8Linear`."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear.from_linear(child))
+        else:
+            quantize_linears(child)
+    return module
