@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from models.classifier import default_model_dir
+from models.classifier.config import ClassifierConfig
 from models.taxonomy import default_taxonomy
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def one(classifier, text: str) -> dict:
 
 def test_a_clearly_negative_chinese_review_is_negative(classifier):
     res = one(classifier, ZH_NEGATIVE)
-    assert res["lang"] == "zh" and res["model"] == "verbatim-cem@0.1.0"
+    assert res["lang"] == "zh" and res["model"] == ClassifierConfig.load(default_model_dir()).model_id
     assert res["sentiment"]["label"] == "negative" and res["sentiment"]["score"] < -0.5
     assert res["triage"]["priority"] in ("P1", "P2") and any("再也不" in r for r in res["triage"]["reasons"])
 
@@ -53,15 +54,17 @@ def test_a_dirty_room_is_a_negative_environment_topic(classifier):
     assert any(t.startswith("environment.") for t in negative), res["topics"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "default model v0.1.0 misses the obvious leaf (reported to the lead; remove this mark once retrained): "
-    "sibling confusion ('The room was dirty' -> environment.facilities, '配送太慢了' -> delivery.condition, "
-    "'fast shipping' -> delivery.condition) and low recall (product.quality at 0.28 for a taxonomy seed phrase)"))
+KNOWN_MISS = pytest.mark.xfail(strict=True, reason=(
+    "default model v0.2.0 still misses this leaf (issue #3): sibling confusion ('The room was dirty' -> "
+    "environment.facilities) and low product.quality recall on short reviews whose training sets carry "
+    "sentiment only (online_shopping_10_cats) or deliveries ('fast shipping')"))
+
+
 @pytest.mark.parametrize("text, leaf, polarity", [
-    (DIRTY_ROOM, "environment.cleanliness", "negative"),
-    ("配送太慢了", "delivery.timeliness", "negative"),
-    (ZH_NEGATIVE, "product.quality", "negative"),
-    (EN_POSITIVE, "product.quality", "positive"),
+    pytest.param(DIRTY_ROOM, "environment.cleanliness", "negative", marks=KNOWN_MISS),
+    ("配送太慢了", "delivery.timeliness", "negative"),  # v0.1.0 said delivery.condition
+    pytest.param(ZH_NEGATIVE, "product.quality", "negative", marks=KNOWN_MISS),
+    pytest.param(EN_POSITIVE, "product.quality", "positive", marks=KNOWN_MISS),
 ])
 def test_the_obvious_leaf_is_found(classifier, text, leaf, polarity):
     res = one(classifier, text)

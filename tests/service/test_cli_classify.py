@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from models.classifier import default_model_dir
+from models.classifier.config import ClassifierConfig
+
 pytestmark = pytest.mark.slow
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))
@@ -21,6 +24,10 @@ LINES = [
     "this line is not JSON",
     {"id": 17, "text": "快递很快，包装也很好"},
 ]
+
+
+def shipped_model_id() -> str:
+    return ClassifierConfig.load(default_model_dir()).model_id
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +65,7 @@ def test_classify_writes_one_line_per_record_in_order_with_rejections_in_place(h
     assert zh["sentiment"]["label"] == "negative" and en["sentiment"]["label"] == "positive"
     assert short["lang"] == "zh" and short["sentiment"]["label"] == "positive"
     for res in (zh, en, short):
-        assert res["model"] == "verbatim-cem@0.1.0" and res["triage"]["priority"] in ("P1", "P2", "P3", "P4")
+        assert res["model"] == shipped_model_id() and res["triage"]["priority"] in ("P1", "P2", "P3", "P4")
     summary = done.stderr
     assert re.search(r"records: 5\b", summary) and re.search(r"rejected: 2\b", summary)
     assert re.search(r"classified: 3\b", summary) and re.search(r"records/s: [0-9.]+", summary)
