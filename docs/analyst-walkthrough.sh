@@ -3,11 +3,16 @@
 # allergies and food safety), classification before and after, a data set with its review queue,
 # labels imported from a CSV (two rows deliberately bad), a training run, the model's per-node
 # metrics and regression guard, promotion, and a roll-back with its audit trail.
+# The edited taxonomy is served at once, zero-shot: after the PUT of step 3, /v1/classify answers
+# with a model derived for it (`verbatim-cem@<version>+tax.<hash8>`) and marks the new node
+# `zero_shot`; the training run then learns the node's row (and only the rows the labels speak
+# about), and its promoted version serves the node without the flag.
 # The narrative with real outputs and timings: docs/analyst-walkthrough.md.
 #
 # Run from the repository root, after `make install` (or the README's setup):
 #
-#   VB_START_SERVER=1 VERBATIM_DATABASE_URL=sqlite:////tmp/walk/verbatim.db bash docs/analyst-walkthrough.sh
+#   mkdir -p /tmp/walkthrough && VB_START_SERVER=1 VERBATIM_DATABASE_URL=sqlite:////tmp/walkthrough/verbatim.db \
+#     WORK=/tmp/walkthrough/work VERBATIM_DATA=../shared/data bash docs/analyst-walkthrough.sh
 #
 # Environment (all optional):
 #   VB_URL           the server (default http://127.0.0.1:8765)
@@ -148,10 +153,14 @@ classify() {
          topics: [.topics[] | {id, polarity, confidence} + (if .zero_shot then {zero_shot} else {} end)],
          priority: .triage.priority}]}'
 }
-step "4. Classify a zh and an en allergy complaint (before any training)"
-# (the tenant is served by the default model until it promotes a version of its own)
+step "4. Classify a zh and an en allergy complaint (before any training: product.safety zero-shot)"
+# the tenant's current taxonomy (version 2) has a node the default model was not trained with, so
+# the tenant is served the default model derived for it (model verbatim-cem@<default>+tax.<hash8>),
+# and product.safety, when it scores above its threshold, comes with "zero_shot": true
 show "POST /v1/classify"
 classify
+show "GET /v1/models (serving: what answers now; serving_base: the registry's model it is derived from)"
+vb GET /v1/models | jq -c '{default_model, promoted, serving, serving_base}'
 
 # ---- 5. a data set and the review queue ---------------------------------------------------------
 step "5. Upload a data set (150 real reviews, test/dev splits) and read the review queue"
@@ -335,28 +344,59 @@ VERSION=$(jq -r .version "$WORK/body.json")
 # ---- 8. the new version: metrics, guard, promotion ----------------------------------------------
 step "8. The new version: held-out metrics per node, the guard, promotion"
 show "GET /v1/models/$VERSION"
-vb GET "/v1/models/$VERSION" | jq '. as $m | {version, model, status, lineage, taxonomy,
+vb GET "/v1/models/$VERSION" | tee "$WORK/model-version.json" | jq '. as $m | {version, model, status, lineage, taxonomy,
   data: (.data | del(.heldout_ids)),
-  guard: (.guard | {allowed, reasons, against, against_model, macro_candidate, macro_promoted}),
+  guard: (.guard | {allowed, reasons, against, against_model, min_support, macro_nodes, low_support,
+    macro_candidate, macro_promoted}),
   macro_f1: {candidate: .metrics.candidate.macro_f1, promoted: .metrics.promoted.macro_f1},
   per_node: [.metrics.candidate.per_node | to_entries[] | select(.value.support > 0) |
     {node: .key, support: .value.support, predicted: .value.predicted, f1: .value.f1,
      promoted_f1: $m.metrics.promoted.per_node[.key].f1}]}'
 show "POST /v1/models/$VERSION/promote"
 vb POST "/v1/models/$VERSION/promote" | jq .
-if [[ $(status) == 409 ]]; then
-  reason="product.safety is needed now (allergy complaints are P1); 16 held-out labels, 1-8 per node, are too few to read the macro-F1 drop as a regression"
+if [[ $(status) == 409 ]]; then  # refused by the guard: promote anyway, saying why (audited)
+  reason="product.safety is needed now (allergy complaints are P1); guard: $(jq -r '.error.details.reasons | join("; ")' "$WORK/body.json")"
   show "POST /v1/models/$VERSION/promote {\"force\": true, \"reason\": \"…\"}"
   vb POST "/v1/models/$VERSION/promote" -H 'Content-Type: application/json' \
     -d "$(jq -nc --arg r "$reason" '{force: true, reason: $r}')" | jq .
 fi
 show "GET /v1/models"
-vb GET /v1/models | jq -c '{default_model, promoted, serving, rollback_to, versions: [.items[] | {version, status}]}'
+vb GET /v1/models | jq -c '{default_model, promoted, serving, serving_base, rollback_to, versions: [.items[] | {version, status}]}'
 
 # ---- 9. classify after ---------------------------------------------------------------------------
-step "9. Classify the allergy complaints again: the new version answers, product.safety is trained"
+step "9. Classify the allergy complaints again: the new version answers, product.safety is trained (no zero_shot flag)"
 show "POST /v1/classify"
 classify
+
+# what the tenant's served model does with product.safety on the held-out labels (the run's own
+# split, GET /v1/models/{version} data.heldout_ids) and on the data set's unlabelled records
+"$PY" - "$WORK/model-version.json" "$WORK/labels-export.jsonl" "$WORK/reviews.csv" "$WORK/safety-check.json" <<'PY'
+import csv, json, sys
+held = set(json.load(open(sys.argv[1]))["data"].get("heldout_ids") or [])
+labels = [json.loads(line) for line in open(sys.argv[2], encoding="utf-8")]
+labelled = {x["id"].split("/", 1)[1] for x in labels}
+items = [{"id": "held:" + x["id"], "text": x["text"], "lang": x["lang"],
+          "gold": "product.safety" in (x.get("topics") or {})} for x in labels if x["id"] in held]
+items += [{"id": "unlabelled:" + r["id"], "text": r["text"], "lang": r["lang"]}
+          for r in csv.DictReader(open(sys.argv[3], encoding="utf-8")) if r["id"] not in labelled]
+json.dump(items, open(sys.argv[4], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+safety_check() {  # safety_check N: the counts, and the first N unlabelled texts given product.safety
+  vb POST /v1/classify -H 'Content-Type: application/json' 2>/dev/null \
+    -d "$(jq -c '{items: [.[] | {id, text, lang}]}' "$WORK/safety-check.json")" >"$WORK/safety-result.json"
+  jq -r --argjson n "$1" --slurpfile items "$WORK/safety-check.json" '
+    ($items[0] | map({key: .id, value: .}) | from_entries) as $in | .model as $model
+    | [.results[] | {id, text: $in[.id].text, gold: $in[.id].gold,
+        hit: any(.topics[]; .id == "product.safety"), zero_shot: any(.topics[]; .id == "product.safety" and .zero_shot)}] as $r
+    | ($r | map(select(.id | startswith("held:")))) as $h | ($r | map(select(.id | startswith("unlabelled:")))) as $u
+    | ($h | map(select(.gold)) | length) as $s | ($h | map(select(.hit)) | length) as $p | ($h | map(select(.gold and .hit)) | length) as $tp
+    | "\($model): product.safety on the \($h | length) held-out labels: \($s) labelled, \($p) predicted, \($tp) right (F1 \(if $s + $p > 0 then (2 * $tp / ($s + $p) * 1000 | round / 1000) else 0 end));",
+      "  on the \($u | length) unlabelled records: \($u | map(select(.hit)) | length) predicted (\($u | map(select(.zero_shot)) | length) marked zero_shot), e.g.:",
+      ($u | map(select(.hit)) | .[:$n][] | "    \(.id | ltrimstr("unlabelled:"))  \(if (.text | length) > 40 then .text[:40] + "…" else .text end)")
+    ' "$WORK/safety-result.json"
+}
+show "POST /v1/classify (the held-out label texts and the unlabelled records of the data set)"
+safety_check 8
 
 # ---- 10. roll back --------------------------------------------------------------------------------
 step "10. Roll back, and the audit trail"
@@ -365,5 +405,8 @@ vb POST /v1/models/rollback -H 'Content-Type: application/json' \
   -d '{"reason": "walkthrough: back to the default model"}' | jq -c .
 show "GET /v1/models/events"
 vb GET /v1/models/events | jq -c '.[] | {at, action, version, previous_version, forced, reason, actor: .actor.name}'
-show "POST /v1/classify (served by the default model again)"
-vb POST /v1/classify -H 'Content-Type: application/json' -d "$ALLERGY" | jq -c '{model, topics: [.results[] | [.topics[].id]]}'
+show "POST /v1/classify (the default model again, derived for taxonomy version 2: product.safety zero-shot)"
+vb POST /v1/classify -H 'Content-Type: application/json' -d "$ALLERGY" |
+  jq -c '{model, topics: [.results[] | [.topics[] | .id + (if .zero_shot then " (zero_shot)" else "" end)]]}'
+show "POST /v1/classify (the same held-out and unlabelled texts, zero-shot: what the training run changed)"
+safety_check 0
