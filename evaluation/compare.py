@@ -14,6 +14,7 @@ wrongly predicted node, ``(none)`` when there is nothing on the other side.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class GuardResult:
     macro_nodes: list[str] = field(default_factory=list)  # existing nodes with support >= min_support
     low_support: list[str] = field(default_factory=list)  # existing nodes with 0 < support < min_support
     min_support: int | None = None
+    notes: list[str] = field(default_factory=list)  # what the verdict could not check, even when allowed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,7 +201,8 @@ def evaluate_on_labels(model_or_dir, examples: Sequence, *, base_dir: Path | str
 
 
 def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support: int = 10, max_drop: float = 0.03,
-                     max_macro_drop: float = 0.0, force_reason: str | None = None) -> GuardResult:
+                     max_macro_drop: float = 0.0, force_reason: str | None = None,
+                     holdout: float | None = None) -> GuardResult:
     """Refuse a candidate that loses more than ``max_drop`` F1 on any existing node with at least
     ``min_support`` labels, or whose macro-F1 over those same nodes drops (by more than
     ``max_macro_drop``). A non-empty ``force_reason`` allows it anyway and is recorded.
@@ -208,6 +211,10 @@ def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support
     ``min_support`` held-out labels decide nothing, in the macro-F1 rule as in the per-node one (one
     label flipping would swing a node's F1 by a whole point); they are listed in ``low_support``
     and named in the macro-F1 reason. Both reports must come from the same labels.
+
+    When no existing node has ``min_support`` labels nothing could regress by these rules, so the
+    candidate is allowed, and ``notes`` say that nothing was checked (with ``holdout``, the share of
+    labels held out, they say how many labels per node would let the guard decide).
     """
     if candidate.labels_hash != promoted.labels_hash:
         raise InvalidInputError(
@@ -232,6 +239,7 @@ def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support
         left = (f"; left out for support < {min_support}: {', '.join(low_support)}" if low_support else "")
         reasons.append(f"macro-F1 over the {len(supported)} existing node(s) with support >= {min_support} drops: "
                        f"{mp:.3f} -> {mc:.3f}{left}")
+    notes = _unchecked(shared, supported, low_support, min_support=min_support, holdout=holdout)
     allowed = not reasons
     forced = False
     if not allowed and force_reason and force_reason.strip():
@@ -240,4 +248,20 @@ def regression_guard(candidate: NodeReport, promoted: NodeReport, *, min_support
                        force_reason=force_reason.strip() if forced else None, deltas=deltas,
                        macro_candidate=None if np.isnan(mc) else float(mc),
                        macro_promoted=None if np.isnan(mp) else float(mp),
-                       macro_nodes=supported, low_support=low_support, min_support=min_support)
+                       macro_nodes=supported, low_support=low_support, min_support=min_support, notes=notes)
+
+
+def _unchecked(shared: Sequence[str], supported: Sequence[str], low_support: Sequence[str], *, min_support: int,
+               holdout: float | None) -> list[str]:
+    """What the guard could not check: every existing node, when none has enough held-out labels;
+    else the existing nodes left out for low support."""
+    if supported:
+        if not low_support:
+            return []
+        return [f"not checked, fewer than {min_support} held-out labels: {', '.join(low_support)}"]
+    if not shared:
+        return ["the two models share no topic node: no regression could be checked"]
+    per_node = (f"about {math.ceil(min_support / holdout)} records per node at holdout {holdout:g}"
+                if holdout else f"enough records per node that {min_support} are held out")
+    return [f"no existing node has >= {min_support} held-out labels ({len(low_support)} have fewer), so no "
+            f"regression could be checked: label {per_node} for the guard to decide"]

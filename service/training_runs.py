@@ -6,8 +6,10 @@
 1. reads the tenant's current labels for the run's taxonomy version (:func:`service.labels.label_examples`);
 2. fine-tunes the parent (the default model, or a version of the tenant's) on them, holding out a
    stable share (:func:`training.finetune.finetune`), reporting progress on the job;
-3. scores the version promoted *now* (or the default model) on the same held-out labels and runs
-   the regression guard (:mod:`evaluation.compare`);
+3. scores what the tenant is served now for the run's taxonomy on the same held-out labels (the
+   promoted version or the default model, or the classifier derived from it for that taxonomy when
+   the model was trained with another: :func:`served_for`) and runs the regression guard
+   (:mod:`evaluation.compare`);
 4. registers the new :class:`ModelVersion` with its data, metrics, guard and lineage; with
    ``promote`` it is also promoted when the guard allows it.
 
@@ -16,11 +18,13 @@ An interrupted run (server stopped) starts again from the beginning on the next 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -29,7 +33,9 @@ from sqlalchemy.orm import Session
 
 from nlp.errors import ConflictError, InvalidInputError
 from service import registry
+from service.derived_models import derived_version
 from service.jobs import JobContext
+from service.model_sources import ModelSources
 from service.storage.base import utcnow
 from service.storage.keys import Principal
 from service.storage.models import Job, ModelVersion, TrainingRun
@@ -48,8 +54,10 @@ class TrainingBackend:
 
     ``finetune(examples, *, parent_dir, base_dir, taxonomy, out_dir, version, steps, seed, holdout,
     progress)`` -> a result with ``model_dir``, ``train_ids``, ``heldout_ids``, ``report``
-    (held-out scores or ``None``), ``seconds``; ``evaluate(model_dir, examples, *, base_dir)`` -> a
-    report; ``guard(candidate, promoted)`` -> a result with ``allowed``, ``reasons``, ``to_dict()``.
+    (held-out scores or ``None``), ``seconds``; ``evaluate(model, examples, *, base_dir)`` -> a
+    report, ``model`` a model directory or, when the tenant is served one derived for the run's
+    taxonomy, that classifier; ``guard(candidate, promoted, *, holdout)`` -> a result with
+    ``allowed``, ``reasons``, ``to_dict()``.
     """
 
     finetune: Callable[..., Any]
@@ -215,8 +223,9 @@ class TrainingRunHandler:
         )  # fmt: skip
         counts.update(train=len(result.train_ids), heldout=len(result.heldout_ids))
         guard, metrics = self._evaluate(
-            backend, result, examples, against_dir, base_dir, current, counts, ctx
-        )
+            backend, result, examples, served_against=lambda: served_for(sources, against_dir, taxonomy),
+            base_dir=base_dir, current=current, holdout=params.get("holdout", 0.2), counts=counts, ctx=ctx,
+        )  # fmt: skip
         with factory.begin() as session:
             ctx.checkpoint(session)
             run = session.get(TrainingRun, run_id)
@@ -237,7 +246,7 @@ class TrainingRunHandler:
             session.add(model)
             run.result = registry.json_safe(
                 {"model_version": version, **{k: v for k, v in model.data.items() if k != "heldout_ids"},
-                 "guard": {k: guard.get(k) for k in ("allowed", "reasons", "against")},
+                 "guard": {k: guard.get(k) for k in ("allowed", "reasons", "notes", "against", "against_model")},
                  "macro_f1": {"candidate": _macro(metrics, "candidate"), "promoted": _macro(metrics, "promoted")},
                  "promoted": False}
             )  # fmt: skip
@@ -245,7 +254,9 @@ class TrainingRunHandler:
         if params.get("promote") and guard.get("allowed"):
             self._promote(ctx.tenant_id, run_id, version, created_by)
 
-    def _evaluate(self, backend, result, examples, against_dir, base_dir, current, counts, ctx):
+    def _evaluate(
+        self, backend, result, examples, *, served_against, base_dir, current, holdout, counts, ctx
+    ):
         heldout = set(result.heldout_ids)
         held = [e for e in examples if e.id in heldout]
         candidate = result.report
@@ -257,8 +268,8 @@ class TrainingRunHandler:
             ctx.checkpoint(s)
             ctx.report(s, progress=0.88, counts=counts)
             _stage(s, ctx.payload["run_id"], "evaluating the promoted model on the held-out labels")
-        promoted = backend.evaluate(against_dir, held, base_dir=base_dir)
-        verdict = backend.guard(candidate, promoted)
+        promoted = backend.evaluate(served_against(), held, base_dir=base_dir)
+        verdict = backend.guard(candidate, promoted, holdout=holdout)
         guard = registry.json_safe(
             {**verdict.to_dict(), "against": current, "against_model": promoted.model}
         )
@@ -299,3 +310,35 @@ def _stage(session: Session, run_id: str, message: str) -> None:
 def _macro(metrics: dict[str, Any], which: str) -> float | None:
     report = metrics.get(which) or {}
     return report.get("macro_f1")
+
+
+def served_for(sources: ModelSources, model_dir: str | Path, taxonomy: Any) -> Any:
+    """What a tenant served by the model at ``model_dir`` gets for ``taxonomy``: ``model_dir`` itself
+    when the model was trained with that taxonomy (or the sources derive nothing), else the
+    classifier derived from it for ``taxonomy``, built and named as serving builds it
+    (:mod:`service.tenant_models`: ``<version>+tax.<hash8>``, new nodes zero-shot). Built here,
+    outside the server's cache of served models: a run may use a taxonomy version that is not
+    the tenant's current one. A build that fails leaves the loaded model as it is, as in serving."""
+    content_hash = taxonomy.content_hash()
+    if sources.derive is None or _taxonomy_hash(model_dir) in (None, content_hash):
+        return model_dir
+    base = sources.load(Path(model_dir))
+    version = derived_version(str(base.config.version), content_hash)
+    try:
+        return sources.derive(base, taxonomy, version)
+    except Exception:  # noqa: BLE001 - logged; serving falls back to the model as it is too
+        log.exception(
+            "%s could not be derived for taxonomy %s; compared as it is", version, taxonomy.id
+        )
+        return base
+
+
+def _taxonomy_hash(model_dir: str | Path) -> str | None:
+    """The ``taxonomy_hash`` in a model directory's ``config.json`` (``None``: it names none)."""
+    try:
+        found = json.loads((Path(model_dir) / "config.json").read_text("utf-8")).get(
+            "taxonomy_hash"
+        )
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, str) else None

@@ -78,7 +78,7 @@ def _finetune(labels: Path, out: Path, *, home: Path, parent: Path | None, taxon
     held = {ex.id for ex in examples} & set(result.heldout_ids)
     promoted_dir = against or parent
     promoted = evaluate_on_labels(promoted_dir, [ex for ex in examples if ex.id in held], base_dir=base)
-    guard = regression_guard(result.report, promoted)
+    guard = regression_guard(result.report, promoted, holdout=holdout)
     summary = {
         "model": result.report.model, "against": promoted.model, "heldout": len(held),
         "macro_f1": {"candidate": result.report.macro_f1, "promoted": promoted.macro_f1},
@@ -92,4 +92,6 @@ def _finetune(labels: Path, out: Path, *, home: Path, parent: Path | None, taxon
          "train_ids": result.train_ids, "heldout_ids": result.heldout_ids}, ensure_ascii=False, indent=2), encoding="utf-8")
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     verdict = "may be promoted" if guard.allowed else "must not be promoted: " + "; ".join(guard.reasons)
-    err_console.print(f"{ClassifierConfig.load(Path(out)).model_id} {verdict}", highlight=False)
+    if guard.notes:  # e.g. too few held-out labels for the guard to check anything
+        verdict += " (" + "; ".join(guard.notes) + ")"
+    err_console.print(f"{ClassifierConfig.load(Path(out)).model_id} {verdict}", highlight=False, soft_wrap=True)

@@ -54,7 +54,10 @@ class ModelOut(BaseModel):
         description="Held-out scores of this version (`candidate`) and of the model it was compared with (`promoted`)."
     )
     guard: dict[str, Any] = Field(
-        description="The regression guard's verdict: `allowed`, `reasons`, `against`."
+        description="The regression guard's verdict: `allowed`, `reasons`, `notes` (what it "
+        "could not check, e.g. no existing node with enough held-out labels), `against` (the "
+        "version compared with; null: the default model) and `against_model` (the model scored: "
+        "the one the tenant is served for this taxonomy, `…+tax.<hash8>` when derived for it)."
     )
     created_by: str | None
     created_at: datetime

@@ -117,3 +117,32 @@ def test_reports_on_different_labels_cannot_be_compared():
     b = score_labels([LabelExample(id="other", text="x", topics={})], [result(0)], model="m", topic_ids=NODES)
     with pytest.raises(InvalidInputError, match="different labels"):
         regression_guard(a, b)
+
+
+def test_a_guard_that_could_check_nothing_allows_but_says_so():
+    # four held-out labels per node (about 20 labelled records each at holdout 0.2): the candidate
+    # loses half of product.quality, but no node has the 10 labels the guard needs to judge it
+    g1, p1 = _support("product.quality", 4, 4)
+    g2, p2 = _support("delivery.timeliness", 4, 3)
+    promoted = report(g1 + g2, p1 + p2)
+    g1c, p1c = _support("product.quality", 4, 2)
+    candidate = report(g1c + g2, p1c + p2, model="m@2")
+    guard = regression_guard(candidate, promoted, holdout=0.2)
+    assert guard.allowed and guard.reasons == [] and guard.macro_promoted is None
+    assert guard.notes == [
+        "no existing node has >= 10 held-out labels (2 have fewer), so no regression could be checked: "
+        "label about 50 records per node at holdout 0.2 for the guard to decide"
+    ]
+    assert guard.to_dict()["notes"] == guard.notes
+    # without the holdout share it still says what is missing
+    assert "enough records per node that 10 are held out" in regression_guard(candidate, promoted).notes[0]
+
+
+def test_a_guard_that_checked_names_only_the_nodes_it_left_out():
+    g1, p1 = _support("product.quality", 20, 20)
+    g2, p2 = _support("delivery.timeliness", 20, 18)
+    both = report(g1 + g2, p1 + p2)
+    assert regression_guard(both, both).notes == []
+    promoted = report(g1 + g2 + [["service.attitude"]] * 3, p1 + p2 + [["service.attitude"]] * 3)
+    guard = regression_guard(promoted, promoted)
+    assert guard.allowed and guard.notes == ["not checked, fewer than 10 held-out labels: service.attitude"]

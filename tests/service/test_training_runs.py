@@ -127,6 +127,24 @@ def test_promote_on_success_only_when_the_guard_allows(
         assert api.trainer.calls[-1]["parent_dir"].endswith(good["version"])
 
 
+def test_a_guard_with_too_few_held_out_labels_allows_and_says_it_checked_nothing(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    with serving(tmp_path, sqlite_url, live_server, labels=False) as api:
+        items = labelled_verbatims()
+        add_tenant_labels(sqlite_url, "acme", items[:8] + items[20:28] + items[40:48])
+        run = api.train(misses=("service.attitude",))  # 4 held out per node, one node all missed
+        expected = (
+            "no existing node has >= 10 held-out labels (3 have fewer), so no regression could be "
+            "checked: label about 20 records per node at holdout 0.5 for the guard to decide"
+        )
+        assert run["result"]["guard"]["allowed"] is True and run["result"]["guard"]["reasons"] == []
+        assert run["result"]["guard"]["notes"] == [expected]
+        model = api.call("GET", f"/v1/models/{run['version']}", "analyze").json()
+        assert model["guard"]["notes"] == [expected]
+        assert model["guard"]["deltas"]["service.attitude"] == -1.0  # reported, not judged
+
+
 def _tiny_encoder():
     """The tiny-base builder shared with tests/models (not a package, so loaded by path)."""
     import importlib.util
@@ -285,3 +303,101 @@ def test_an_offset_or_limit_out_of_range_is_a_422_naming_the_bound(
             assert edge.status_code == 200 and edge.json()["items"] == [], (path, edge.text)
         message = api.call("GET", "/v1/training-runs", "analyze", params={"offset": huge}).text
         assert "1000000000" in message  # the bound, so the caller can fix the request
+
+
+@pytest.mark.slow
+def test_a_new_node_is_compared_with_the_zero_shot_model_the_tenant_is_served(
+    tmp_path: Path, sqlite_url: str, live_server
+) -> None:
+    """After the tenant adds ``product.safety`` it is served the default model derived for its
+    taxonomy, which finds allergy and food-poisoning complaints zero-shot. A run on labels that
+    include the node compares the candidate with that model (real, on the held-out labels), not
+    with the default model as trained, for which the node does not exist (F1 0)."""
+    import dataclasses
+    import os
+
+    import yaml
+    from classify_support import FakeClassifier
+    from registry_support import Api, FakeTrainer, make_keys
+    from test_tenant_zero_shot import with_safety
+
+    from evaluation.compare import evaluate_on_labels, regression_guard
+    from models.classifier import default_model_dir
+    from models.taxonomy import load_taxonomy
+    from service.app import create_app
+    from service.jobs import JobRunnerConfig
+    from service.labels import LabelInput
+    from service.model_sources import default_sources, model_version_of
+    from service.settings import Settings
+    from service.training_runs import TrainingBackend
+
+    if not (default_model_dir() / "config.json").is_file():
+        reason = f"the default model is not built yet ({default_model_dir()} has no config.json)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI=true: the real-model test must run)", pytrace=False)
+        pytest.skip(reason)
+    default_version = model_version_of(default_model_dir())
+    # the real default model, base encoder and derivation; new versions go under tmp_path
+    sources = dataclasses.replace(default_sources(Settings()), models_root=tmp_path / "models")
+    trainer = FakeTrainer()  # its candidate predicts every held-out label: only the other side matters
+    app = create_app(
+        Settings(home=tmp_path, database_url=sqlite_url, rate_limit_per_minute=0),
+        classifier_factory=lambda: FakeClassifier(model_id=f"verbatim-cem@{default_version}"),
+        jobs=JobRunnerConfig(poll_interval_s=0.05),
+    )
+    app.state.model_sources = sources
+    app.state.training_backend = TrainingBackend(
+        finetune=trainer, evaluate=evaluate_on_labels, guard=regression_guard
+    )
+    safety = [
+        ("备注了花生过敏，宫保鸡丁里还是放了花生，孩子吃完全身起红疹，连夜去了医院。", "zh"),
+        ("昨天在这家店吃了海鲜饭，晚上全家上吐下泻，怀疑是食物中毒。", "zh"),
+        ("点的沙拉里有花生，我明明备注了过敏，吃了两口嘴唇就肿了。", "zh"),
+        ("吃完他们家的外卖，我和老公都拉了一晚上肚子，应该是食物中毒。", "zh"),
+        ("I told them twice about my peanut allergy, but the satay came with peanuts and I broke "
+         "out in hives within minutes.", "en"),
+        ("We all got food poisoning after the chicken at dinner and spent the night vomiting.", "en"),
+        ("My son is allergic to milk, we said so when ordering, and the pasta was full of cream: "
+         "he broke out in a rash.", "en"),
+        ("Two of us were sick with diarrhoea all night after eating the prawns, clearly food "
+         "poisoning.", "en"),
+    ]  # fmt: skip
+    items = labelled_verbatims()
+    labels = items[:8] + items[20:28] + items[40:48] + [
+        LabelInput(text=t, lang=lang, sentiment="negative", topics={"product.safety": "negative"})
+        for t, lang in safety
+    ]  # fmt: skip
+    with live_server(app) as base_url:
+        api = Api(
+            base_url=base_url, keys=make_keys(sqlite_url), trainer=trainer, loads=[], url=sqlite_url
+        )
+        made = api.call("POST", "/v1/taxonomies", json={"from": "default", "id": "acme-cem"})
+        assert made.status_code == 201, made.text
+        doc = with_safety(yaml.safe_load(api.call("GET", "/v1/taxonomies/acme-cem?format=yaml").text))
+        put = api.call(
+            "PUT", "/v1/taxonomies/acme-cem", json={"yaml": yaml.safe_dump(doc, allow_unicode=True)}
+        )
+        assert put.status_code == 200 and put.json()["current_version"] == 2, put.text
+        hash8 = load_taxonomy({**doc, "version": 1}).content_hash()[:8]
+        assert add_tenant_labels(sqlite_url, "acme", labels) == 32
+
+        started = api.call("POST", "/v1/training-runs", json={"holdout": 0.5})
+        assert started.status_code == 202, started.text
+        job = api.wait_job(started.json()["job_id"], timeout=600)  # loads and derives the real model
+        assert job["state"] == "succeeded", job
+        run = api.call("GET", f"/v1/training-runs/{started.json()['id']}").json()
+        model = api.call("GET", f"/v1/models/{run['version']}", "analyze").json()
+        before = model["metrics"]["promoted"]
+        held_safety = before["per_node"]["product.safety"]
+        assert held_safety["support"] >= 3  # half of the 8 are held out
+        # the zero-shot model finds some of them: the node's "before" is not an empty 0
+        assert held_safety["f1"] > 0 and held_safety["recall"] > 0, held_safety
+        assert "product.safety" in before["model_nodes"]
+        assert model["metrics"]["candidate"]["per_node"]["product.safety"]["f1"] == 1.0
+        served = f"verbatim-cem@{default_version}+tax.{hash8}"
+        assert before["model"] == served
+        assert model["guard"]["against"] is None and model["guard"]["against_model"] == served
+        assert run["result"]["guard"]["against_model"] == served
+        # 4 held-out labels per existing node: the guard allowed it but says it checked nothing
+        assert model["guard"]["allowed"] is True and model["guard"]["reasons"] == []
+        assert model["guard"]["notes"][0].startswith("no existing node has >= 10 held-out labels")
