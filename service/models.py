@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nlp.errors import ModelError
 from service.settings import Settings
@@ -20,11 +21,14 @@ def resolve_model_dir(settings: Settings, override: Path | None = None) -> Path:
     return path
 
 
-def load_classifier(settings: Settings, override: Path | None = None):
-    """The classifier with the base encoder built under VERBATIM_HOME (built now if missing)."""
+def load_classifier(settings: Settings, override: Path | None = None, *, precision: str = "fp32", **kwargs: Any):
+    """The classifier with the base encoder built under VERBATIM_HOME (built now if missing).
+
+    ``precision`` (``fp32`` or ``int8``) and ``kwargs`` (e.g. ``batch_size``) go to ``Classifier.load``.
+    """
     from models.classifier.predict import Classifier
     from models.encoder import ensure_base_encoder
 
     model_dir = resolve_model_dir(settings, override)
     base = ensure_base_encoder(settings.home)
-    return Classifier.load(model_dir, base_dir=base)
+    return Classifier.load(model_dir, base_dir=base, precision=precision, **kwargs)

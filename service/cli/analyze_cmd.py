@@ -35,7 +35,7 @@ def analyze(
     cases: Path = typer.Option(None, "--cases", help="Support cases (JSON array or JSON Lines: topic, priority, status, resolution_code, opened_at/created_at, resolved_at) to report resolution per topic."),
     model: Path = typer.Option(None, help="Model directory (default: VERBATIM_MODEL or the shipped default model)."),
     batch_size: int = typer.Option(256, min=1, max=4096, help="Records classified per progress step."),
-    quantize: bool = typer.Option(False, "--quantize", help="Int8 dynamic quantisation of the encoder: about twice as fast on CPU, but a text's scores then depend slightly on the other texts in its batch."),
+    quantize: bool = typer.Option(False, "--quantize", help="Run the encoder's linear layers in int8 (per-token activations, batch-invariant): about twice as fast on CPU; topic sets differ from fp32 on about 8% of texts."),
 ) -> None:
     """Analyse feedback against a score: headline, drivers with confidence intervals, issue
     clusters, root causes of the top negative drivers (keyphrases, sub-issues, verbatims in both
@@ -93,13 +93,7 @@ def analyze(
 def _load(settings: Settings, model: Path | None, quantize: bool) -> Any:
     from service.models import load_classifier
 
-    if not quantize:
-        return load_classifier(settings, model)
-    from models.classifier.predict import Classifier
-    from models.encoder import ensure_base_encoder
-    from service.models import resolve_model_dir
-
-    return Classifier.load(resolve_model_dir(settings, model), base_dir=ensure_base_encoder(settings.home), quantize=True)
+    return load_classifier(settings, model, precision="int8" if quantize else "fp32")
 
 
 def _write(path: Path, text: str) -> None:

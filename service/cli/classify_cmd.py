@@ -40,14 +40,7 @@ def classify(
     with exit_on_error():
         started = time.perf_counter()
         read = read_records(input)
-        if int8:
-            from models.classifier.predict import Classifier
-            from models.encoder import ensure_base_encoder
-            from service.models import resolve_model_dir
-
-            classifier = Classifier.load(resolve_model_dir(settings, model), base_dir=ensure_base_encoder(settings.home), precision="int8")
-        else:
-            classifier = load_classifier(settings, model)
+        classifier = load_classifier(settings, model, precision="int8" if int8 else "fp32", batch_size=batch_size)
         rows: list[tuple[int, dict]] = [(r.line, {"id": r.id, "line": r.line, "error": {"code": "invalid_record", "message": r.reason}}) for r in read.rejected]
         classified = 0
         progress = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
