@@ -62,7 +62,9 @@ def test_the_shipped_default_model_config_describes_the_default_taxonomy():
         pytest.fail(f"the default model is missing from {directory}")
     config = ClassifierConfig.load(directory)
     tax = default_taxonomy()
-    assert config.model_id == "verbatim-cem@0.1.0"
+    assert config.model_id == "verbatim-cem@0.2.0"
+    card = (directory / "README.md").read_text(encoding="utf-8").splitlines()[0]
+    assert config.model_id in card  # the model card describes the model that ships
     assert config.topic_ids == tax.leaf_ids and config.touchpoint_ids == tax.touchpoint_ids
     assert config.taxonomy_hash == tax.content_hash()
     assert all(0.4 <= t <= 4.0 for t in config.temperatures.values())

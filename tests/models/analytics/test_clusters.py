@@ -357,7 +357,12 @@ def test_real_rerun_and_new_batch_keep_the_ids(real, real_clusters):
     first = clusterer.fit(texts, emb, ids=ids, langs=langs)
     b_texts, b_emb, b_ids, b_langs, b_issue = pick(held)
     batch = clusterer.assign(b_texts, b_emb, ids=b_ids, langs=b_langs)
+    # each known issue's new texts land in an existing cluster that holds mostly that issue (an issue
+    # may split into two such clusters, e.g. lost vs stolen phone)
+    issue_of_cluster = {lab: collections.Counter(i for lb, i in zip(first.labels, issue_of, strict=True) if lb == lab)
+                        .most_common(1)[0][0] for lab in set(first.labels) - {None}}
     for group in set(b_issue) - {"rude_service"}:
-        assert majority(batch.labels, b_issue, group)[0] == majority(first.labels, issue_of, group)[0], group
+        landed = majority(batch.labels, b_issue, group)[0]
+        assert landed in issue_of_cluster and issue_of_cluster[landed] == group, (group, landed)
     rude, share = majority(batch.labels, b_issue, "rude_service")
     assert share >= 0.75 and rude not in set(first.labels), rude
