@@ -24,3 +24,16 @@ def shared_data() -> Path:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason} (CI=true: data tests must run)", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: tiny matrices gain nothing from threads,
+    oversubscribed cores make them crawl, and a fixed thread count keeps float sums in one order.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -36,13 +36,7 @@ TEXTS = [
 MESSY = "<p>这款ＴＷＳ耳机的音质&amp;做工都很差！</p>客服态度也很差，退款一直没到账。"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from threads, and oversubscribed cores make them crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -81,12 +81,7 @@ TRAIN = {"toy_zh": [item(t, "toy_zh", *r) for t, *r in ZH], "toy_en": [item(t, "
 DEV = {name: items[:3] for name, items in TRAIN.items()}  # mechanics only: this tier reports no quality
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: threads only add contention (and reorder float sums)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
