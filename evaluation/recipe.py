@@ -29,6 +29,8 @@ from evaluation.suite import Context, SplitPlan, Timer
 log = logging.getLogger(__name__)
 
 THREE_WAY = ("negative", "neutral", "positive")
+RECIPE_NAMES = ("semeval2014_categories", "mams_acsa", "banking77_full", "banking77_10shot")
+"""The tasks :func:`prepare_tasks` makes with its default ``shots=10``, in report order."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +118,17 @@ def prepare_tasks(ctx: Context, *, shots: int = 10) -> list[RecipeTask]:
         anchors={"accuracy": "85.2 (10-shot); 10-shot BERT 83.4"} if shots == 10 else {},
         description=f"Banking77, {shots} train texts per intent (seed {ctx.seed})"))
     return tasks
+
+
+def check_recipe_names(names: Sequence[str]) -> list[str]:
+    """``names`` without repeats, in order; an unknown name raises InvalidInputError listing the valid ones."""
+    unknown = [n for n in names if n not in RECIPE_NAMES]
+    if unknown:
+        from nlp.errors import InvalidInputError
+
+        raise InvalidInputError(f"unknown recipe benchmark(s): {', '.join(unknown)}; valid names are "
+                                f"{', '.join(RECIPE_NAMES)}")
+    return list(dict.fromkeys(names))
 
 
 def few_shot(examples: Sequence[RecipeExample], shots: int, *, seed: int
@@ -259,5 +272,6 @@ def run_recipe_benchmarks(train_fn: TrainFn | None = None, *, ctx: Context | Non
     return out
 
 
-__all__ = ["RecipeExample", "RecipeNotRun", "RecipePredictor", "RecipeTask", "TrainFn", "few_shot",
-           "peer_train_fn", "prepare_tasks", "run_recipe_benchmarks", "score_task"]
+__all__ = ["RECIPE_NAMES", "RecipeExample", "RecipeNotRun", "RecipePredictor", "RecipeTask", "TrainFn",
+           "check_recipe_names", "few_shot", "peer_train_fn", "prepare_tasks", "run_recipe_benchmarks",
+           "score_task"]

@@ -176,11 +176,33 @@ def _recipe_section(recipe: dict[str, Any], why: dict[str, str]) -> list[str]:
                 status = "; ".join(
                     f"{m} {'pass' if (p.get(m) or 0) >= t else 'MISS'} "
                     f"({((p.get(m) or 0) - t) * 100:+.1f} pts)" for m, t in b["targets"].items())
-                if name in why:
+                if name in why and "MISS" in status:
                     status += f" — {why[name]}"
             rows.append([name, _name(key), f"{b['n_train']}/{b['n_test']}", metric, anchor, status])
     lines += _table(["benchmark", "predictor", "train/test", "result %", "published anchor",
                      "target"], rows)
     lines += ["Polarity accuracies are over every gold (sentence, category) pair, as published; "
               "3-way leaves out SemEval's `conflict` pairs, 4-way keeps them.", ""]
+    added = [_added_line(name, b) for name, b in recipe.items() if b.get("ours_added")]
+    if added:
+        lines += ["Added after the full run (`verbatim eval --recipe NAME`; no other number was "
+                  "measured again):", "", *added, ""]
     return lines
+
+
+def _added_line(name: str, block: dict[str, Any]) -> str:
+    """Where our late-added result came from, and that its peers are the full run's."""
+    ours = block["predictors"].get(OURS, {})
+    source, detail = ours.get("source"), ours.get("detail")
+    if source == "stored run":
+        how = f"replayed from the stored run `{detail}`"
+    elif source == "finished model":
+        how = f"predicted by the model trained earlier in `{detail}`"
+    elif source == "trained here":
+        resumed = ours.get("resumed_from_step")
+        how = (f"trained on this machine in {num((ours.get('fit_seconds') or 0) / 60, 1)} min "
+               f"({ours.get('steps')} steps{f', resumed from step {resumed}' if resumed else ''})")
+    else:
+        how = "measured"
+    return (f"- {name}: ours added on {block['ours_added']}, {how}; its peers are from the full run "
+            f"of {block.get('peers_from') or 'an unknown date'}, on the same split.")

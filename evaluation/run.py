@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evaluation.suite import PEER_NAMES, TFIDF, Context, PredictFn
+from evaluation.suite import OURS, PEER_NAMES, TFIDF, Context, PredictFn
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,79 @@ def run_evaluation(
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(_clean(results), ensure_ascii=False, indent=1),
-                                      encoding="utf-8")
+    _write_results(out / "results.json", results)
     from evaluation.study_report import load_studies
 
     (out / "REPORT.md").write_text(render({**results, "studies": load_studies(out)}), encoding="utf-8")
     log.info("wrote %s and %s", out / "REPORT.md", out / "results.json")
     return results
+
+
+def add_recipe_results(
+    names: Sequence[str],
+    *,
+    out_dir: Path | str = Path("evaluation"),
+    data_dir: Path | str | None = None,
+    base_dir: Path | None = None,
+    work_dir: Path | None = None,
+    retrain: bool = False,
+    runs_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Measure our recipe on the named benchmarks and add it to the last full run's results.
+
+    For each name (see :data:`evaluation.recipe.RECIPE_NAMES`) our predictor comes from
+    :func:`evaluation.ours.recipe_predictor` (the stored run, a finished model under
+    ``work_dir/<name>/model``, or training there); fresh predictions are stored under
+    ``runs_dir`` (default ``evaluation/recipe_runs``). Only the ``verbatim`` entry of that
+    benchmark in ``out_dir/results.json`` changes, with when it was measured; the peers stay
+    those of the full run, whose date the entry records as ``peers_from``. ``REPORT.md`` is then
+    re-rendered from the saved results, no suite is re-run. Returns the updated results.
+    """
+    from evaluation.ours import recipe_predictor, store_recipe_run
+    from evaluation.recipe import check_recipe_names, prepare_tasks, score_task
+    from evaluation.study_report import rerender
+    from nlp.errors import InvalidInputError
+
+    names = check_recipe_names(names)
+    results_file = Path(out_dir) / "results.json"
+    if not results_file.is_file():
+        raise InvalidInputError(f"{results_file} does not exist: run the full `verbatim eval` once first; "
+                                "`--recipe` adds our result beside the peers it measured.")
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    meta, blocks = results["meta"], results.get("recipe") or {}
+    absent = [n for n in names if n not in blocks]
+    if absent:
+        raise InvalidInputError(f"{results_file} has no recipe results for {', '.join(absent)} (its run left "
+                                "the recipe suite out): run the full `verbatim eval` first.")
+    ctx = Context(data_dir=data_dir, quick=meta["quick"], quick_test=meta["quick_test"],
+                  quick_train=meta["quick_train"], seed=meta["seed"])
+    tasks = {t.name: t for t in prepare_tasks(ctx)}
+    for name in names:
+        task, block = tasks[name], blocks[name]
+        if (block["n_train"], block["n_test"]) != (len(task.train), len(task.test)):
+            raise InvalidInputError(
+                f"{name}: the saved peers were measured on {block['n_train']} train / {block['n_test']} test "
+                f"texts, this data gives {len(task.train)} / {len(task.test)}; run the full `verbatim eval` again.")
+        predictor, info = recipe_predictor(task, base_dir=base_dir, work_dir=work_dir, retrain=retrain,
+                                           runs_dir=runs_dir)
+        if info["source"] != "stored run":
+            path, predictor = store_recipe_run(task, predictor, runs_dir)
+            log.info("recipe %s: test predictions stored in %s", name, path)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        ours = {**score_task(task, predictor), **info, "measured": now}
+        if OURS in block["predictors"]:
+            block["predictors"][OURS] = ours
+        else:
+            block["predictors"] = {OURS: ours, **block["predictors"]}
+        block["ours_added"], block["peers_from"] = now, meta["generated"]
+        log.info("recipe %s ours: %s", name, {k: v for k, v in ours.items() if isinstance(v, float)})
+    _write_results(results_file, results)
+    rerender(out_dir)
+    return results
+
+
+def _write_results(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(_clean(results), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def _clean(x: Any) -> Any:

@@ -20,6 +20,13 @@ def evaluate(
         None, help="Measure this study again (triage, skytrax, clustering, fewshot; repeatable) and re-render "
         "REPORT.md from the saved results, without re-running the suites."
     ),
+    recipe: list[str] = typer.Option(
+        None, help="Add our recipe's result on this benchmark (semeval2014_categories, mams_acsa, banking77_full, "
+        "banking77_10shot; repeatable) beside the peers of the last full run, and re-render REPORT.md. Replays "
+        "evaluation/recipe_runs/NAME.json, else uses or trains (resumably) the model in $VERBATIM_HOME/recipes/NAME."
+    ),
+    retrain: bool = typer.Option(False, help="With --recipe: ignore the stored run and predict with the model in "
+                                 "$VERBATIM_HOME/recipes/NAME, training or resuming it first if unfinished."),
 ) -> None:
     """Score the model and its peers on every public test split; write the report."""
     import logging
@@ -31,14 +38,17 @@ def evaluate(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
-    if study:
+    if study or recipe:
         from evaluation.study_report import rerender, run_study
 
         with exit_on_error():
-            classifier = load_classifier(settings, model)
-            for name in study:
-                run_study(name, out, classify_fn=classifier.classify)
-            err_console.print(f"wrote {rerender(out)}")
+            if recipe:
+                _add_recipes(recipe, out=out, settings=settings, retrain=retrain)
+            if study:
+                classifier = load_classifier(settings, model)
+                for name in study:
+                    run_study(name, out, classify_fn=classifier.classify)
+            err_console.print(f"wrote {rerender(out)}" + (f" and {out / 'results.json'}" if recipe else ""))
         return
     with exit_on_error():
         base = ensure_base_encoder(settings.home)
@@ -50,3 +60,23 @@ def evaluate(
         run_evaluation(predict_fn=predict_fn, out_dir=out, quick=quick, data_dir=settings.data,
                        model_name=name, recipe_train_fn=train_fn)
         err_console.print(f"wrote {out / 'REPORT.md'} and {out / 'results.json'}")
+
+
+def _add_recipes(names: list[str], *, out: Path, settings: Settings, retrain: bool) -> None:
+    """``--recipe``: our recipe's result on each named benchmark, added to the last full run's results."""
+    from evaluation.recipe import check_recipe_names
+    from evaluation.report import pct
+    from evaluation.run import add_recipe_results
+    from models.encoder import ensure_base_encoder
+
+    names = check_recipe_names(names)  # before building or loading anything
+    base = ensure_base_encoder(settings.home)
+    results = add_recipe_results(names, out_dir=out, data_dir=settings.data, base_dir=base,
+                                 work_dir=settings.home / "recipes", retrain=retrain)
+    for name in names:
+        block = results["recipe"][name]
+        p = block["predictors"]["verbatim"]
+        score = (f"accuracy {pct(p['accuracy'])}" if block["kind"] == "intent" else
+                 f"detection F1 {pct(p['detection_f1'])}, polarity 3-way {pct(p.get('polarity_accuracy_3way'))}")
+        err_console.print(f"{name}: {score} ({p['source']}; peers from the full run of {block['peers_from']})",
+                          highlight=False, soft_wrap=True)
