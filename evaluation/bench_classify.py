@@ -1,20 +1,20 @@
-"""``verbatim classify`` throughput, fp32 against int8, and how far int8 agrees with fp32.
+"""``verbatim classify`` throughput at fp32, bf16 and int8, and how far bf16 and int8 agree with fp32.
 
 Usage::
 
-    python -m evaluation.bench_classify                 # throughput: fp32 and int8 interleaved, 3 runs each
+    python -m evaluation.bench_classify                 # throughput: fp32, bf16, int8 interleaved, 3 runs each
     python -m evaluation.bench_classify --agreement     # also agreement with fp32 and sentiment accuracy
     python -m evaluation.bench_classify --runs 5 --json-out evaluation/bench/classify.json
 
 Throughput follows ``spec/benchmarks.md``: ``verbatim classify`` as a child process over the fixed
 2,000-record mixed file (``evaluation/bench/mixed2000.ids``), end to end including model load,
-the two precisions interleaved (fp32, int8, fp32, ...) so both see the same machine load, median
+the precisions interleaved (fp32, bf16, int8, fp32, ...) so all see the same machine load, median
 of the runs, with each run's peak resident memory (``wait4``). The load average before and after
 is recorded: numbers from a busy machine are low.
 
-``--agreement`` runs both precisions in-process on the mixed file (sentiment label agreement,
-exact topic-set agreement, mean absolute sentiment-score difference) and scores both on the test
-splits of the three sentiment sets with the evaluation's own scorer.
+``--agreement`` runs every precision in-process on the mixed file (against fp32: sentiment label
+agreement, exact topic-set agreement, mean absolute sentiment-score difference) and scores them on
+the test splits of the three sentiment sets with the evaluation's own scorer.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parent / "bench" / "classify.json"
 SENTIMENT_SETS = ("online_shopping_10_cats", "waimai_10k", "twitter_us_airline")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def _one_run(records: Path, precision: str, model: Path | None) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _one_run(records: Path, precision: str, model: Path | None) -> dict[str, Any
     verbatim = str(Path(sys.executable).with_name("verbatim"))
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-") as tmp:
         cmd = [verbatim, "classify", str(records), "-o", f"{tmp}/out.jsonl"]
-        cmd += ["--int8"] if precision == "int8" else []
+        cmd += ["--precision", precision]
         cmd += ["--model", str(model)] if model else []
         with open(f"{tmp}/stderr.txt", "w+", encoding="utf-8") as err:  # a file: a full pipe would block the child
             started = time.perf_counter()
@@ -58,7 +58,7 @@ def _one_run(records: Path, precision: str, model: Path | None) -> dict[str, Any
 
 
 def throughput(*, runs: int, model: Path | None) -> dict[str, Any]:
-    """fp32 and int8 interleaved, ``runs`` each; the median run per precision."""
+    """The precisions interleaved, ``runs`` each; the median run per precision."""
     from training.data import load_mixed2000, write_records_jsonl
 
     load_before = os.getloadavg()
@@ -84,6 +84,13 @@ def throughput(*, runs: int, model: Path | None) -> dict[str, Any]:
     return out
 
 
+def _model_id(model: Path | None) -> str:
+    from models.classifier import default_model_dir
+
+    config = json.loads((Path(model or os.environ.get("VERBATIM_MODEL") or default_model_dir()) / "config.json").read_text(encoding="utf-8"))
+    return str(config.get("model_id") or f"{config.get('name')}@{config.get('version')}")
+
+
 def _topics(result: dict[str, Any]) -> frozenset[str]:
     return frozenset(t["id"] for t in result.get("topics", []))
 
@@ -96,7 +103,7 @@ def _reference_accuracy() -> dict[str, float]:
 
 
 def agreement(*, model: Path | None, accuracy_of: Sequence[str] = PRECISIONS) -> dict[str, Any]:
-    """int8 against fp32 on the mixed file, and sentiment accuracy of the precisions in ``accuracy_of``.
+    """bf16 and int8 against fp32 on the mixed file, and sentiment accuracy of the precisions in ``accuracy_of``.
 
     A precision left out of ``accuracy_of`` (fp32, to save an hour of CPU) takes its accuracy from
     ``evaluation/results.json``, and the report says so.
@@ -135,15 +142,19 @@ def agreement(*, model: Path | None, accuracy_of: Sequence[str] = PRECISIONS) ->
         for name, value in _reference_accuracy().items():
             accuracy.setdefault(name, {})["fp32"] = value
         sources["fp32"] = "evaluation/results.json (last full evaluation, same model)"
-    pairs = [(a, b) for a, b in zip(results["fp32"], results["int8"], strict=True) if "error" not in a and "error" not in b]
+    return {"vs_fp32": {p: _agree(results["fp32"], results[p]) for p in PRECISIONS if p != "fp32"},
+            "accuracy": accuracy, "accuracy_source": sources}
+
+
+def _agree(fp32: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
+    pairs = [(a, b) for a, b in zip(fp32, other, strict=True) if "error" not in a and "error" not in b]
+    diffs = [abs(a["sentiment"]["score"] - b["sentiment"]["score"]) for a, b in pairs]
     return {
         "records": len(pairs),
         "sentiment_label_agreement": round(sum(a["sentiment"]["label"] == b["sentiment"]["label"] for a, b in pairs) / len(pairs), 4),
         "topic_set_agreement": round(sum(_topics(a) == _topics(b) for a, b in pairs) / len(pairs), 4),
-        "mean_abs_score_diff": round(sum(abs(a["sentiment"]["score"] - b["sentiment"]["score"]) for a, b in pairs) / len(pairs), 4),
-        "max_abs_score_diff": round(max(abs(a["sentiment"]["score"] - b["sentiment"]["score"]) for a, b in pairs), 4),
-        "accuracy": accuracy,
-        "accuracy_source": sources,
+        "mean_abs_score_diff": round(sum(diffs) / len(diffs), 4),
+        "max_abs_score_diff": round(max(diffs), 4),
     }
 
 
@@ -157,10 +168,12 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append(f"\nload average before {report['throughput']['loadavg_before']}, after {report['throughput']['loadavg_after']}")
     if "agreement" in report:
         a = report["agreement"]
-        rows.append(f"\nint8 vs fp32 on {a['records']} records: sentiment labels {a['sentiment_label_agreement']:.2%}, "
-                    f"topic sets {a['topic_set_agreement']:.2%}, mean |score diff| {a['mean_abs_score_diff']}")
-        rows += ["", "| data set | n | fp32 accuracy | int8 accuracy |", "|---|---:|---:|---:|"]
-        rows += [f"| {k} | {v.get('n')} | {v.get('fp32')} | {v.get('int8')} |" for k, v in a["accuracy"].items()]
+        for precision, v in a.get("vs_fp32", {}).items():
+            rows.append(f"\n{precision} vs fp32 on {v['records']} records: sentiment labels {v['sentiment_label_agreement']:.2%}, "
+                        f"topic sets {v['topic_set_agreement']:.2%}, mean |score diff| {v['mean_abs_score_diff']}")
+        rows += ["", "| data set | n | " + " | ".join(f"{p} accuracy" for p in PRECISIONS) + " |",
+                 "|---|---:|" + "---:|" * len(PRECISIONS)]
+        rows += [f"| {k} | {v.get('n')} | " + " | ".join(str(v.get(p)) for p in PRECISIONS) + " |" for k, v in a["accuracy"].items()]
         rows.append(f"\naccuracy from: {a['accuracy_source']}")
     return "\n".join(rows)
 
@@ -169,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per precision (median reported)")
     parser.add_argument("--model", type=Path, help="model directory (default: VERBATIM_MODEL or the shipped model)")
-    parser.add_argument("--agreement", action="store_true", help="also int8-vs-fp32 agreement and sentiment accuracy")
+    parser.add_argument("--agreement", action="store_true", help="also bf16/int8-vs-fp32 agreement and sentiment accuracy")
     parser.add_argument("--accuracy-of", nargs="*", choices=PRECISIONS, default=list(PRECISIONS),
                         help="precisions to score on the sentiment test sets (others: from evaluation/results.json)")
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput runs")
@@ -182,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["throughput"] = throughput(runs=args.runs, model=args.model)
     if args.agreement:
         report["agreement"] = agreement(model=args.model, accuracy_of=args.accuracy_of)
+        report["agreement"]["model"] = _model_id(args.model)
     print(markdown(report))
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

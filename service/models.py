@@ -21,14 +21,15 @@ def resolve_model_dir(settings: Settings, override: Path | None = None) -> Path:
     return path
 
 
-def load_classifier(settings: Settings, override: Path | None = None, *, precision: str = "fp32", **kwargs: Any):
+def load_classifier(settings: Settings, override: Path | None = None, *, precision: str | None = None, **kwargs: Any):
     """The classifier with the base encoder built under VERBATIM_HOME (built now if missing).
 
-    ``precision`` (``fp32`` or ``int8``) and ``kwargs`` (e.g. ``batch_size``) go to ``Classifier.load``.
+    ``precision`` (``auto``, ``fp32``, ``bf16`` or ``int8``; default: ``settings.precision``, i.e.
+    ``VERBATIM_PRECISION``) and ``kwargs`` (e.g. ``batch_size``) go to ``Classifier.load``.
     """
     from models.classifier.predict import Classifier
     from models.encoder import ensure_base_encoder
 
     model_dir = resolve_model_dir(settings, override)
     base = ensure_base_encoder(settings.home)
-    return Classifier.load(model_dir, base_dir=base, precision=precision, **kwargs)
+    return Classifier.load(model_dir, base_dir=base, precision=precision or settings.precision, **kwargs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home.")
     data: Path | None = Field(default=None, description="The public data sets (default ../shared/data).")
     model: Path | None = Field(default=None, description="Model directory to serve; default: the shipped default model.")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        default="auto",
+        description="How the encoder computes: auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or int8 "
+        "(see models/classifier/quantize.py and the README's speed table).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 20 * 1024 * 1024

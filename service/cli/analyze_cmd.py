@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from service.cli.common import err_console, exit_on_error
+from service.cli.common import PrecisionChoice, err_console, exit_on_error
 from service.settings import Settings
 
 STAGES = ("read", "classify", "cluster", "drivers", "report")
@@ -35,7 +35,11 @@ def analyze(
     cases: Path = typer.Option(None, "--cases", help="Support cases (JSON array or JSON Lines: topic, priority, status, resolution_code, opened_at/created_at, resolved_at) to report resolution per topic."),
     model: Path = typer.Option(None, help="Model directory (default: VERBATIM_MODEL or the shipped default model)."),
     batch_size: int = typer.Option(256, min=1, max=4096, help="Records classified per progress step."),
-    quantize: bool = typer.Option(False, "--quantize", help="Run the encoder's linear layers in int8 (per-token activations, batch-invariant): about twice as fast on CPU; topic sets differ from fp32 on about 8% of texts."),
+    precision: PrecisionChoice = typer.Option(
+        None, case_sensitive=False, show_default=False,
+        help="How the encoder computes: auto (default, VERBATIM_PRECISION), fp32, bf16 or int8 (see `verbatim classify --help`).",
+    ),
+    quantize: bool = typer.Option(False, "--quantize", help="Same as --precision int8 (per-token activations, batch-invariant); topic sets differ from fp32 on about 8% of texts."),
 ) -> None:
     """Analyse feedback against a score: headline, drivers with confidence intervals, issue
     clusters, root causes of the top negative drivers (keyphrases, sub-issues, verbatims in both
@@ -70,7 +74,7 @@ def analyze(
 
         def classify_fn(items: list[dict[str, Any]]):
             if not classifier:
-                classifier.append(_load(settings, model, quantize))
+                classifier.append(_load(settings, model, "int8" if quantize else (precision and precision.value)))
             return classifier[0].classify_with_embeddings(items)
 
         analysis = run_analysis(
@@ -79,7 +83,8 @@ def analyze(
         )
         progress("report", 0, 1)
         analysis["meta"]["input"] = str(input)
-        analysis["meta"]["quantized"] = quantize
+        analysis["meta"]["quantized"] = bool(classifier) and classifier[0].precision.value == "int8"
+        analysis["meta"]["precision"] = classifier[0].precision.value if classifier else None
         analysis["meta"]["seconds"]["total"] = round(time.perf_counter() - started, 2)
         analysis["meta"]["cpu_seconds"]["total"] = round(time.process_time() - cpu_started, 2)
         if json_out is not None:
@@ -90,10 +95,10 @@ def analyze(
     _summary(analysis, time.perf_counter() - started, out, json_out)
 
 
-def _load(settings: Settings, model: Path | None, quantize: bool) -> Any:
+def _load(settings: Settings, model: Path | None, precision: str | None) -> Any:
     from service.models import load_classifier
 
-    return load_classifier(settings, model, precision="int8" if quantize else "fp32")
+    return load_classifier(settings, model, precision=precision)
 
 
 def _write(path: Path, text: str) -> None:

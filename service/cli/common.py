@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 err_console = Console(stderr=True)
+
+
+class PrecisionChoice(StrEnum):
+    """``--precision`` values (``models.classifier.quantize`` has the meaning; kept here so that
+    parsing the command line does not import torch)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    int8 = "int8"
 
 
 @contextmanager

@@ -1,7 +1,7 @@
-"""Batch-invariant int8: a text's result must not depend on what else is classified with it.
+"""bf16 and batch-invariant int8: a text's result must not depend on what else is classified with it.
 
-The unit tier checks the int8 linear layer against fp32 and row by row; the real-model tier checks
-the default model end to end, alone versus in mixed zh/en batches, and against fp32.
+The unit tier checks the bf16 and int8 linear layers against fp32 and row by row; the real-model
+tier checks the default model end to end, alone versus in mixed zh/en batches, and against fp32.
 """
 
 from __future__ import annotations
@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from models.classifier import default_model_dir
-from models.classifier.quantize import Int8Linear, quantize_linears
+from models.classifier.quantize import (
+    BF16Linear,
+    Int8Linear,
+    Precision,
+    convert_linears,
+    quantize_linears,
+    resolve_precision,
+)
 
 TEXTS = (
     "质量太差了，用了两天就坏了，再也不买了",
@@ -51,6 +58,46 @@ def test_a_row_gives_the_same_bits_alone_and_among_rows_of_any_scale():
         batched = layer(torch.stack([torch.cat([row, others[:5]]), torch.cat([others[5:10], row])]))
     assert torch.equal(alone, among)
     assert torch.equal(alone[0], batched[0, 0]) and torch.equal(alone[0], batched[1, 5])
+
+
+def test_bf16_linear_is_close_to_the_fp32_layer_and_hands_on_fp32():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(384, 1536)
+    x = torch.randn(40, 384)
+    with torch.inference_mode():
+        want, got = linear(x), BF16Linear.from_linear(linear)(x)
+    rel = (got - want).norm() / want.norm()
+    assert got.shape == want.shape and got.dtype == torch.float32
+    assert 0 < rel < 0.01  # bf16 inputs and weights (8-bit mantissa), fp32 sums: a few tenths of a percent
+
+
+def test_a_bf16_row_gives_the_same_bits_alone_and_among_other_rows():
+    torch.manual_seed(1)
+    layer = BF16Linear.from_linear(torch.nn.Linear(384, 1536))
+    row = torch.randn(1, 384)
+    others = torch.randn(63, 384) * 50
+    with torch.inference_mode():
+        alone = layer(row)
+        among = layer(torch.cat([others[:7], row, others[7:]]))[7:8]
+    assert torch.equal(alone, among)
+
+
+def test_convert_linears_to_bf16_and_fp32_leaves_the_module_alone():
+    def net() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Sequential(torch.nn.Linear(16, 4)))
+
+    kinds = [type(m).__name__ for m in convert_linears(net(), "bf16").modules()]
+    assert "Linear" not in kinds and kinds.count("BF16Linear") == 2
+    assert [type(m).__name__ for m in convert_linears(net(), "fp32").modules()].count("Linear") == 2
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert resolve_precision("auto") is Precision.fp32
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert resolve_precision("auto") is Precision.bf16
+    assert resolve_precision("int8") is Precision.int8
 
 
 def test_quantize_linears_replaces_every_linear_and_keeps_the_rest():
@@ -105,12 +152,40 @@ def test_an_int8_text_reads_the_same_alone_or_in_any_batch(int8_classifier):
     assert regrouped == alone[1::2] + alone[::2]
 
 
-@pytest.mark.slow
-def test_int8_agrees_with_fp32_on_clear_reviews(int8_classifier, base_encoder_dir):
+@pytest.fixture(scope="module")
+def fp32_classifier(base_encoder_dir):
     from models.classifier.predict import Classifier
 
-    fp32 = Classifier.load(default_model_dir(), base_dir=base_encoder_dir, triage=None)
-    assert fp32.precision.value == "fp32"  # the default
+    return Classifier.load(default_model_dir(), base_dir=base_encoder_dir, precision="fp32", triage=None)
+
+
+@pytest.mark.slow
+def test_a_bf16_text_reads_the_same_alone_or_in_any_batch_and_as_in_fp32(base_encoder_dir, fp32_classifier):
+    from models.classifier.predict import Classifier
+
+    clf = Classifier.load(default_model_dir(), base_dir=base_encoder_dir, precision="bf16", triage=None)
+    assert clf.precision is Precision.bf16
+    items = [{"id": str(i), "text": t} for i, t in enumerate(TEXTS)]
+    alone = [clf.classify([it])[0] for it in items]
+    together = clf.classify(items)
+    shuffled = clf.classify(items[1::2] + items[::2])
+    assert [_view(r) for r in together] == [_view(r) for r in alone]
+    assert [_view(r) for r in shuffled] == [_view(r) for r in alone[1::2] + alone[::2]]
+    for a, b, text in zip(fp32_classifier.classify(items), alone, TEXTS, strict=True):
+        assert a["sentiment"]["label"] == b["sentiment"]["label"], text
+        assert abs(a["sentiment"]["score"] - b["sentiment"]["score"]) < 0.02, text
+        conf_a = {t["id"]: t["confidence"] for t in a["topics"]}
+        conf_b = {t["id"]: t["confidence"] for t in b["topics"]}
+        for topic in conf_a.keys() & conf_b.keys():
+            assert abs(conf_a[topic] - conf_b[topic]) < 0.03, (text, topic)
+        for topic in conf_a.keys() ^ conf_b.keys():  # only a topic at the threshold may flip
+            assert conf_a.get(topic, conf_b.get(topic)) < 0.55, (text, topic)
+
+
+@pytest.mark.slow
+def test_int8_agrees_with_fp32_on_clear_reviews(int8_classifier, fp32_classifier):
+    fp32 = fp32_classifier
+    assert fp32.precision.value == "fp32"
     items = [{"id": str(i), "text": t} for i, t in enumerate(TEXTS)]
     for a, b, text in zip(fp32.classify(items), int8_classifier.classify(items), TEXTS, strict=True):
         assert a["sentiment"]["label"] == b["sentiment"]["label"], text
@@ -122,5 +197,5 @@ def test_an_unknown_precision_is_refused_with_the_choices(tmp_path):
     from models.classifier.predict import Classifier
     from nlp.errors import ModelError
 
-    with pytest.raises(ModelError, match="fp32, int8"):
+    with pytest.raises(ModelError, match="auto, fp32, bf16, int8"):
         Classifier.load(tmp_path, base_dir=tmp_path, precision="int4")

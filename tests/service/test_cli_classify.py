@@ -81,3 +81,24 @@ def test_a_missing_model_directory_exits_1_with_the_reason(home, tmp_path):
     assert "No model at" in done.stderr and "verbatim train" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_precision_bf16_reads_like_fp32_and_a_wrong_precision_is_refused_with_the_choices(home, tmp_path):
+    source = tmp_path / "in.jsonl"
+    texts = ["质量太差了，用了两天就坏了，再也不买了", "Absolutely love it, great quality and fast shipping!",
+             "快递太慢了，等了一个星期才到，客服也不回复。", "Flight delayed three hours and they lost my bag."]
+    source.write_text("".join(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts)),
+                      encoding="utf-8")
+    read = {}
+    for precision in ("fp32", "bf16"):
+        done = cli(home, "classify", str(source), "-o", str(tmp_path / f"{precision}.jsonl"), "--precision", precision)
+        assert done.returncode == 0, done.stderr
+        assert f"precision: {precision}" in done.stderr
+        read[precision] = [json.loads(x) for x in (tmp_path / f"{precision}.jsonl").read_text(encoding="utf-8").splitlines()]
+    for a, b in zip(read["fp32"], read["bf16"], strict=True):
+        assert a["sentiment"]["label"] == b["sentiment"]["label"]
+        assert abs(a["sentiment"]["score"] - b["sentiment"]["score"]) < 0.02
+    assert [r["sentiment"]["label"] for r in read["bf16"]] == ["negative", "positive", "negative", "negative"]
+    wrong = cli(home, "classify", str(source), "-o", str(tmp_path / "x.jsonl"), "--precision", "int4")
+    assert wrong.returncode == 2 and "int4" in wrong.stderr and "bf16" in wrong.stderr
+    assert not (tmp_path / "x.jsonl").exists()
