@@ -204,5 +204,7 @@ def _added_line(name: str, block: dict[str, Any]) -> str:
                f"({ours.get('steps')} steps{f', resumed from step {resumed}' if resumed else ''})")
     else:
         how = "measured"
+    if ours.get("detection_threshold") is not None:
+        how += f"; detection threshold {ours['detection_threshold']} chosen on the dev split"
     return (f"- {name}: ours added on {block['ours_added']}, {how}; its peers are from the full run "
             f"of {block.get('peers_from') or 'an unknown date'}, on the same split.")

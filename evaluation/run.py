@@ -148,6 +148,8 @@ def add_recipe_results(
         predictor, info = recipe_predictor(task, base_dir=base_dir, work_dir=work_dir, retrain=retrain,
                                            runs_dir=runs_dir)
         if info["source"] != "stored run":
+            if task.kind != "intent" and isinstance(getattr(predictor, "threshold", None), float):
+                info["detection_threshold"] = round(predictor.threshold, 4)  # chosen on dev (training.recipe)
             path, predictor = store_recipe_run(task, predictor, runs_dir)
             log.info("recipe %s: test predictions stored in %s", name, path)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -91,10 +91,33 @@ def task_config(task, base):
 
 
 class RecipeModelPredictor:
-    """Predictions of a trained recipe model in ``evaluation.recipe``'s shapes."""
+    """Predictions of a trained recipe model in ``evaluation.recipe``'s shapes.
+
+    A multi-label (aspect) task's detection threshold is chosen on the task's dev split (best
+    micro-F1 between 0.2 and 0.8, :func:`training.headfit.best_threshold`), never on its test split;
+    with no dev split it is 0.5.
+    """
 
     def __init__(self, model, task, prepare, device: str = "cpu") -> None:
         self.model, self.task, self.prepare, self.device = model.eval().to(device), task, prepare, device
+        self._threshold: float | None = None
+
+    @property
+    def threshold(self) -> float:
+        if self._threshold is None:
+            self._threshold = 0.5
+            dev = list(getattr(self.task, "dev", ()) or ())
+            if self.task.kind != "intent" and dev:
+                index = {lb: i for i, lb in enumerate(self.task.labels)}
+                from training.headfit import best_threshold
+
+                rows = self._logits([e.text for e in dev])["topics"]
+                probs = 1 / (1 + np.exp(-rows / self.model.config.temperatures.get("topics", 1.0)))
+                gold = np.zeros_like(probs, dtype=bool)
+                for r, e in enumerate(dev):
+                    gold[r, [index[c] for c in e.aspects if c in index]] = True
+                self._threshold = best_threshold(probs.ravel(), gold.ravel())[0]
+        return self._threshold
 
     def _logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         from training.devscore import collect
@@ -104,6 +127,7 @@ class RecipeModelPredictor:
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         temps = self.model.config.temperatures
+        threshold = self.threshold
         logits = self._logits(texts)
         labels = self.task.labels
         out = []
@@ -115,7 +139,7 @@ class RecipeModelPredictor:
             else:
                 out.append({"topics": [
                     {"id": labels[i], "polarity": ("negative", "neutral", "positive")[int(pol[i].argmax())],
-                     "confidence": float(p[i])} for i in np.flatnonzero(p >= 0.5)]})
+                     "confidence": float(p[i])} for i in np.flatnonzero(p >= threshold)]})
         return out
 
     def predict_polarity(self, texts: Sequence[str], categories: Sequence[str]) -> list[str]:
