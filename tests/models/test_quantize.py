@@ -91,6 +91,24 @@ def test_convert_linears_to_bf16_and_fp32_leaves_the_module_alone():
     assert [type(m).__name__ for m in convert_linears(net(), "fp32").modules()].count("Linear") == 2
 
 
+def test_bf16_hands_bf16_on_only_where_attention_or_gelu_takes_it():
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              intermediate_size=64, attn_implementation="sdpa")
+    net = XLMRobertaModel(config, add_pooling_layer=False).eval()
+    ids = torch.randint(5, 50, (2, 9))
+    with torch.inference_mode():
+        want = net(ids).last_hidden_state
+        convert_linears(net, "bf16")
+        got = net(ids).last_hidden_state
+    bf16_out = sorted(n.split(".", 3)[-1] for n, m in net.named_modules() if isinstance(m, BF16Linear) and m.bf16_output)
+    assert bf16_out == ["attention.self.key", "attention.self.query", "attention.self.value", "intermediate.dense"]
+    assert got.dtype == torch.float32  # layer norms and what follows stay fp32
+    assert ((got - want).norm() / want.norm()) < 0.02
+
+
 def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
