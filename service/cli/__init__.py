@@ -32,3 +32,21 @@ app.command("eval")(eval_cmd.evaluate)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(taxonomy_cmd.app, name="taxonomy")
 app.add_typer(labels_cmd.app, name="labels")
+
+
+@app.callback()
+def _settings_from_environment() -> None:
+    """Check the VERBATIM_* settings before any command runs: a wrong value is named, not a traceback."""
+    from pydantic import ValidationError
+
+    from service.cli.common import err_console
+    from service.settings import Settings
+
+    try:
+        Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            err_console.print(f"[bold red]error:[/] VERBATIM_{field.upper()}={error.get('input')!r}: {error['msg']}",
+                              highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
