@@ -1,16 +1,32 @@
-"""``verbatim classify`` throughput at fp32, bf16 and int8, and how far bf16 and int8 agree with fp32.
+"""``verbatim classify`` throughput at fp32, bf16 and int8 beside the peers, and how far bf16 and int8 agree with fp32.
 
 Usage::
 
-    python -m evaluation.bench_classify                 # throughput: fp32, bf16, int8 interleaved, 3 runs each
+    python -m evaluation.bench_classify                 # throughput: ours at fp32, bf16, int8 and the peers, interleaved, 3 runs each
+    python -m evaluation.bench_classify --no-peers      # ours only
     python -m evaluation.bench_classify --agreement     # also agreement with fp32 and sentiment accuracy
     python -m evaluation.bench_classify --runs 5 --json-out evaluation/bench/classify.json
+    python -m evaluation.bench_classify --limit 40 --runs 1   # smoke check only: NOT the benchmark, writes no file
 
 Throughput follows ``spec/benchmarks.md``: ``verbatim classify`` as a child process over the fixed
 2,000-record mixed file (``evaluation/bench/mixed2000.ids``), end to end including model load,
 the precisions interleaved (fp32, bf16, int8, fp32, ...) so all see the same machine load, median
-of the runs, with each run's peak resident memory (``wait4``). The load average before and after
+of the runs, with each run's peak resident memory (``wait4`` in a small launcher process, so the
+benchmark's own memory never counts: ``bench_peers.measure_child``). The load average before and after
 is recorded: numbers from a busy machine are low.
+
+The peers (``--peers``, all four by default; see :mod:`evaluation.bench_peers`) run on the same
+file in the same run, interleaved with ours (fp32, bf16, int8, TF-IDF + LR, embedding LR, SnowNLP,
+VADER, fp32, ...), each as its own child process measured the same way (Python start, model and
+library load, reading the file, predicting, writing JSON Lines). TF-IDF + LR and LR on frozen
+base-encoder embeddings (fp32) are fitted once before the timed runs on a seeded sample of the
+sentiment train splits of online_shopping_10_cats, waimai_10k and twitter_us_airline
+(``--peer-train`` texts each, default 2,000; C chosen on 300 dev texts each), pooled into one
+model; only loading and predicting is timed. SnowNLP handles the Chinese records only and VADER
+the English ones only: their records/s is over the records they handle. The peers output a
+document sentiment label and score only; ours adds topics with polarity and evidence,
+touchpoints and triage. The results go under ``throughput.peers`` in the JSON, so ours and the
+peers always come from the same run.
 
 ``--agreement`` runs every precision in-process on the mixed file (against fp32: sentiment label
 agreement, exact topic-set agreement, mean absolute sentiment-score difference) and scores them on
@@ -27,10 +43,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from evaluation.bench_peers import (
+    EMBED,
+    OURS_OUTPUTS,
+    PEERS,
+    PeerTraining,
+    base_encoder_dir,
+    fit_peers,
+    measure_child,
+    one_peer_run,
+    summarize,
+)
 
 OUT = Path(__file__).resolve().parent / "bench" / "classify.json"
 SENTIMENT_SETS = ("online_shopping_10_cats", "waimai_10k", "twitter_us_airline")
@@ -38,48 +65,72 @@ PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def _one_run(records: Path, precision: str, model: Path | None) -> dict[str, Any]:
-    """One ``verbatim classify`` child process: wall seconds and peak RSS."""
+    """One ``verbatim classify`` child process: wall seconds and peak RSS (see ``measure_child``)."""
     verbatim = str(Path(sys.executable).with_name("verbatim"))
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-") as tmp:
         cmd = [verbatim, "classify", str(records), "-o", f"{tmp}/out.jsonl"]
         cmd += ["--precision", precision]
         cmd += ["--model", str(model)] if model else []
         with open(f"{tmp}/stderr.txt", "w+", encoding="utf-8") as err:  # a file: a full pipe would block the child
-            started = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.perf_counter() - started
+            run = measure_child(cmd, stdout=subprocess.DEVNULL, stderr=err)
             err.seek(0)
             stderr = err.read()
-        if os.waitstatus_to_exitcode(status) != 0:
+        if run["exit"] != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed: {stderr[-500:]}")
         lines = Path(f"{tmp}/out.jsonl").read_text(encoding="utf-8").splitlines()
-    return {"seconds": round(seconds, 2), "records": len(lines), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return {"seconds": run["seconds"], "records": len(lines), "peak_rss_mb": run["peak_rss_mb"]}
 
 
-def throughput(*, runs: int, model: Path | None) -> dict[str, Any]:
-    """The precisions interleaved, ``runs`` each; the median run per precision."""
+def throughput(*, runs: int, model: Path | None, precisions: Sequence[str] = PRECISIONS,
+               peers: Sequence[str] = (), peer_training: PeerTraining | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Ours at ``precisions`` and the ``peers`` interleaved, ``runs`` each; the median run of each.
+
+    ``limit`` keeps only the first records of the mixed file: a smoke check, not the benchmark.
+    """
     from training.data import load_mixed2000, write_records_jsonl
 
-    load_before = os.getloadavg()
+    examples = load_mixed2000()[:limit] if limit else load_mixed2000()
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-") as tmp:
         records = Path(tmp) / "mixed2000.jsonl"
-        write_records_jsonl(load_mixed2000(), records)
-        raw: dict[str, list[dict[str, Any]]] = {p: [] for p in PRECISIONS}
+        write_records_jsonl(examples, records, qualify_ids=True)
+        fitted: dict[str, Any] = {}
+        base = None
+        if peers:
+            base = base_encoder_dir() if EMBED in peers else None
+            training = peer_training or PeerTraining()
+            fitted = fit_peers(peers, Path(tmp), training=training, base_dir=base)  # untimed
+            print(f"peers fitted: {fitted}", file=sys.stderr)
+        load_before = os.getloadavg()
+        raw: dict[str, list[dict[str, Any]]] = {p: [] for p in [*precisions, *peers]}
         for _ in range(runs):
-            for precision in PRECISIONS:
+            for precision in precisions:
                 raw[precision].append(_one_run(records, precision, model))
                 print(f"{precision}: {raw[precision][-1]}", file=sys.stderr)
+            for peer in peers:
+                raw[peer].append(one_peer_run(peer, records, models=Path(tmp), base_dir=base))
+                print(f"{peer}: {raw[peer][-1]}", file=sys.stderr)
+        load_after = os.getloadavg()
     out: dict[str, Any] = {}
-    for precision, rows in raw.items():
+    for precision in precisions:
+        rows = raw[precision]
         median = statistics.median(r["seconds"] for r in rows)
         out[precision] = {
             "records": rows[0]["records"], "median_seconds": median,
             "records_per_s": round(rows[0]["records"] / median, 1),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in rows), "runs": rows,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rows), "outputs": OURS_OUTPUTS, "runs": rows,
         }
+    if peers:
+        out["peers"] = {peer: summarize(raw[peer], peer) | ({"fit": fitted[peer]} if peer in fitted else {})
+                        for peer in peers}
+        out["peer_training"] = {"sets": list(training.datasets), "train_per_set": training.train_per_set,
+                                "dev_per_set": training.dev_per_set, "seed": training.seed,
+                                "timed": "no: fitted once before the timed runs; each run times loading + predicting"}
+    out["records_in_file"] = len(examples)
+    if limit:
+        out["limit"] = limit
+        out["note"] = f"smoke check on the first {limit} records of the mixed file: NOT the benchmark"
     out["loadavg_before"] = [round(x, 2) for x in load_before]
-    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["loadavg_after"] = [round(x, 2) for x in load_after]
     out["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
     return out
 
@@ -159,13 +210,25 @@ def _agree(fp32: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str,
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| precision | records/s (median) | peak RSS MB |", "|---|---:|---:|"]
+    rows = ["| predictor | records handled | records/s (median) | peak RSS MB | outputs |", "|---|---:|---:|---:|---|"]
+    t = report.get("throughput", {})
     for precision in PRECISIONS:
-        if precision in report.get("throughput", {}):
-            t = report["throughput"][precision]
-            rows.append(f"| {precision} | {t['records_per_s']} | {t['peak_rss_mb']} |")
-    if "throughput" in report:
-        rows.append(f"\nload average before {report['throughput']['loadavg_before']}, after {report['throughput']['loadavg_after']}")
+        if precision in t:
+            p = t[precision]
+            outputs = p.get("outputs", "sentiment + topics (polarity, evidence) + touchpoints + triage")
+            rows.append(f"| Verbatim {precision} | {p['records']} | {p['records_per_s']} | {p['peak_rss_mb']} | {outputs} |")
+    for p in t.get("peers", {}).values():
+        label = p["label"] + (f" ({p['precision']})" if "precision" in p else "")
+        rows.append(f"| {label} | {p['records']} ({p['handles']}) | {p['records_per_s']} | {p['peak_rss_mb']} | {p['outputs']} |")
+    if "peer_training" in t:
+        pt = t["peer_training"]
+        rows.append(f"\nsupervised peers fitted once, untimed, on {pt['train_per_set']:,} train texts "
+                    f"(C on {pt['dev_per_set']:,} dev texts) from each of {', '.join(pt['sets'])} (seed {pt['seed']}), "
+                    "one model for zh and en; each run times loading + predicting")
+    if "note" in t:
+        rows.append(f"\n**{t['note']}**")
+    if t:
+        rows.append(f"\nload average before {t['loadavg_before']}, after {t['loadavg_after']}")
     if "agreement" in report:
         a = report["agreement"]
         for precision, v in a.get("vs_fp32", {}).items():
@@ -186,19 +249,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--accuracy-of", nargs="*", choices=PRECISIONS, default=list(PRECISIONS),
                         help="precisions to score on the sentiment test sets (others: from evaluation/results.json)")
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput runs")
-    parser.add_argument("--json-out", type=Path, default=OUT, help=f"where to write the results (default {OUT})")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="our precisions in the throughput runs (default: all)")
+    parser.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS),
+                        help="peers measured in the same throughput run (default: all four)")
+    parser.add_argument("--no-peers", action="store_true", help="measure ours only")
+    parser.add_argument("--peer-train", type=int, default=2_000,
+                        help="train texts sampled from each sentiment set to fit the supervised peers (default 2,000; "
+                             "C is chosen on min(300, N) dev texts of each)")
+    parser.add_argument("--limit", type=int,
+                        help="smoke check: only the first N records of the mixed file (NOT the benchmark; writes no "
+                             "file unless --json-out is given)")
+    parser.add_argument("--json-out", type=Path, help=f"where to write the results (default {OUT})")
     args = parser.parse_args(argv)
+    json_out = args.json_out or (None if args.limit else OUT)
     # sections not re-run this time (throughput or agreement) keep their last results
-    report: dict[str, Any] = json.loads(args.json_out.read_text(encoding="utf-8")) if args.json_out.is_file() else {}
+    report: dict[str, Any] = json.loads(json_out.read_text(encoding="utf-8")) if json_out and json_out.is_file() else {}
     report |= {"cpus": os.cpu_count(), "machine": platform.platform(), "python": platform.python_version()}
     if not args.no_throughput:
-        report["throughput"] = throughput(runs=args.runs, model=args.model)
+        report["throughput"] = throughput(
+            runs=args.runs, model=args.model, precisions=args.precisions,
+            peers=[] if args.no_peers else args.peers, peer_training=PeerTraining(train_per_set=args.peer_train, dev_per_set=min(300, args.peer_train)),
+            limit=args.limit)
     if args.agreement:
         report["agreement"] = agreement(model=args.model, accuracy_of=args.accuracy_of)
         report["agreement"]["model"] = _model_id(args.model)
     print(markdown(report))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
