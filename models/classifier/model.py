@@ -47,6 +47,14 @@ def _load_base(base_dir: Path):
     return tokenizer, encoder
 
 
+def _with_adapters(encoder, adapter_dir: Path, *, merged: bool):
+    """``encoder`` with the LoRA adapters in ``adapter_dir``: a peft model, or merged into it."""
+    from peft import PeftModel
+
+    encoder = PeftModel.from_pretrained(encoder, str(adapter_dir))
+    return encoder.merge_and_unload() if merged else encoder
+
+
 def _child_config(pc: ClassifierConfig, taxonomy: Taxonomy, changes: dict) -> ClassifierConfig:
     """The config of a model for ``taxonomy`` made from a parent with config ``pc``."""
     return pc.with_(
@@ -144,9 +152,12 @@ class CemClassifier(torch.nn.Module):
         return model
 
     @classmethod
-    def from_pretrained(cls, directory: Path | str, *, base_dir: Path | str) -> CemClassifier:
-        from peft import PeftModel
+    def from_pretrained(cls, directory: Path | str, *, base_dir: Path | str, merged: bool = False) -> CemClassifier:
+        """The model saved in ``directory`` on the base encoder in ``base_dir``, in eval mode.
 
+        The encoder is a peft model with the LoRA adapters, as training needs it; with ``merged``
+        it is the plain encoder with the adapters merged into its weights by peft, for inference.
+        """
         directory = Path(directory)
         config = ClassifierConfig.load(directory)
         for required in ("heads.safetensors", "adapter/adapter_config.json", "taxonomy.yaml"):
@@ -165,7 +176,7 @@ class CemClassifier(torch.nn.Module):
                 f"{base_dir} has {encoder.config.hidden_size}. Use the base it was trained on ({config.base_model})."
             )
         try:
-            encoder = PeftModel.from_pretrained(encoder, str(directory / "adapter"))
+            encoder = _with_adapters(encoder, directory / "adapter", merged=merged)
             state = load_file(str(directory / "heads.safetensors"))
         except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelError(f"Cannot read the weights in {directory}: {exc}. Retrain or restore the model directory.") from exc

@@ -92,13 +92,11 @@ class Classifier:
             precision = resolve_precision(precision)
         except ValueError:
             raise ModelError(f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {precision!r}.") from None
-        model = CemClassifier.from_pretrained(model_dir, base_dir=base_dir)
+        model = CemClassifier.from_pretrained(model_dir, base_dir=base_dir, merged=True)
         if "triage" not in kwargs:
             from models.triage import Triage
 
             kwargs["triage"] = Triage(taxonomy=model.taxonomy)
-        if hasattr(model.encoder, "merge_and_unload"):
-            model.encoder = model.encoder.merge_and_unload()
         convert_linears(model.encoder, precision)
         return cls(model, **kwargs)
 

@@ -20,6 +20,7 @@ cue ("allergic reaction? no") is not seen.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ _EN_PAUSE = re.compile(r"[,;:]")
 _ZH_GAP = ".{0,6}?"
 _EN_GAP = r"(?:\s+[\w'-]+){0,4}\s+"
 _MIN_INFLECT = 5
+# Prefilter (see ``_Prefilter``): a literal of ASCII and Han characters only is compared exactly
+# against a clause with ASCII letters lowered; a clause holding a non-ASCII character that
+# IGNORECASE matches an ASCII letter (the Kelvin sign, long s, dotted/dotless i) is searched in full.
+_PLAIN_LITERAL = re.compile("[\x01-\x7f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_ASCII_FOLD_RISK = re.compile(r"(?![\x00-\x7f])[a-z]", re.IGNORECASE)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,33 +60,57 @@ class CueHit:
     negator: str | None = None
 
 
-def _inflections(word: str) -> str:
-    """A regex for ``word`` and its regular inflections (s, es, ed, ing; e-drop; y -> ies/ied)."""
+def _forms(word: str) -> set[str]:
+    """``word`` and its regular inflections (s, es, ed, ing; e-drop; y -> ies/ied)."""
     forms = {word, word + "s", word + "es", word + "ed", word + "ing"}
     if word.endswith("e"):
         forms |= {word + "d", word[:-1] + "ing"}
     if word.endswith("y"):
         forms |= {word[:-1] + "ies", word[:-1] + "ied"}
-    return "(?:" + "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)) + ")"
+    return forms
+
+
+def _inflections(word: str) -> str:
+    """A regex for ``word`` and its regular inflections."""
+    return "(?:" + "|".join(re.escape(f) for f in sorted(_forms(word), key=len, reverse=True)) + ")"
+
+
+def _en_words(cue: str, *, inflect: bool = True) -> list[tuple[str, bool]]:
+    """The words of an English cue, each with whether it is matched inflected."""
+    words = cue.lower().replace("’", "'").split()
+    last = len(words) - 1
+    return [
+        (w, inflect and i == last and w.isalpha() and len(w) >= _MIN_INFLECT) for i, w in enumerate(words)
+    ]
 
 
 def en_cue_pattern(cue: str, *, inflect: bool = True) -> str:
     """Regex for an English cue: whole words, ``*`` a gap of up to four words, the last word of
     five letters or more inflected (with ``inflect``), and spaces or hyphens between words."""
-    words = cue.lower().replace("’", "'").split()
+    words = _en_words(cue, inflect=inflect)
     parts: list[str] = []
-    for i, word in enumerate(words):
+    for i, (word, inflected) in enumerate(words):
         if word == "*":
             parts.append(_EN_GAP)
             continue
-        last = i == len(words) - 1
-        if inflect and last and word.isalpha() and len(word) >= _MIN_INFLECT:
-            parts.append(_inflections(word))
-        else:
-            parts.append(re.escape(word))
-        if not last and words[i + 1] != "*":
+        parts.append(_inflections(word) if inflected else re.escape(word))
+        if i < len(words) - 1 and words[i + 1][0] != "*":
             parts.append(r"[\s-]+")
     return r"(?<![\w'])" + "".join(parts) + r"(?![\w])"
+
+
+def _required_literal(cue: str, lang: str) -> str | None:
+    """The longest piece of text every match of ``cue`` contains, ASCII letters lowered; None when
+    the cue has no such piece of ASCII and Han characters only (its regex then always runs)."""
+    if lang == "zh":
+        pieces = [part.strip() for part in cue.split("*")]
+    else:
+        pieces = [
+            os.path.commonprefix(sorted(_forms(w))) if inflected else w
+            for w, inflected in _en_words(cue) if w != "*"
+        ]
+    pieces = [p.translate(_ASCII_LOWER) for p in pieces if p and _PLAIN_LITERAL.fullmatch(p)]
+    return max(pieces, key=len) if pieces else None
 
 
 def zh_cue_pattern(cue: str) -> str:
@@ -130,11 +161,60 @@ class _Category:
         )
 
 
+class _Prefilter:
+    """Which of the categories' alternations (``(index, lang)``) can match in a clause at all.
+
+    Every match of a cue contains a literal piece of it (``_required_literal``). One regex of all
+    those literals, with no groups or flags, lets ``re`` skip from one possible first character to
+    the next, so a clause is scanned once rather than once per alternation; an alternation runs
+    only when one of its literals is in the clause (always, when a cue of it has no such piece).
+    Skipped alternations could not have matched, so the hits are the same as searching them all.
+    """
+
+    def __init__(self, categories: Sequence[_Category]) -> None:
+        owners: dict[str, set[tuple[int, str]]] = {}
+        always: set[tuple[int, str]] = set()
+        every: set[tuple[int, str]] = set()
+        for i, cat in enumerate(categories):
+            for lang, pattern, cues in (("zh", cat.zh, cat.zh_cues), ("en", cat.en, cat.en_cues)):
+                if pattern is None:
+                    continue
+                every.add((i, lang))
+                literals = [_required_literal(c, lang) for c in cues]
+                if None in literals:
+                    always.add((i, lang))
+                    continue
+                for literal in literals:
+                    owners.setdefault(literal, set()).add((i, lang))
+        self.always, self.every = frozenset(always), frozenset(every)
+        # where literal L is the longest to start, every literal that is a prefix of L starts too
+        self.owners = {
+            lit: frozenset().union(*(owners.get(lit[:k], ()) for k in range(1, len(lit) + 1)))
+            for lit in owners
+        }
+        body = "|".join(re.escape(lit) for lit in sorted(owners, key=len, reverse=True))
+        self.pattern = re.compile(body) if owners else None
+
+    def candidates(self, clause: str) -> frozenset[tuple[int, str]]:
+        if self.pattern is None:
+            return self.always
+        if _ASCII_FOLD_RISK.search(clause):
+            return self.every
+        probe = clause.translate(_ASCII_LOWER)
+        found = self.always
+        m = self.pattern.search(probe)
+        while m is not None:
+            found = found | self.owners[m.group()]
+            m = self.pattern.search(probe, m.start() + 1)
+        return found
+
+
 class CueMatcher:
     """Finds the cues of a policy's categories in normalised text, marking negated ones."""
 
     def __init__(self, cues: Mapping[str, CueCategory], negation: Negation) -> None:
         self._categories = [_Category(name, cat) for name, cat in cues.items()]
+        self._prefilter = _Prefilter(self._categories)
         self._zh = _NegationZh(negation.zh)
         self._en = _NegationEn(negation.en)
 
@@ -147,25 +227,28 @@ class CueMatcher:
         text = text.replace("’", "'")
         hits: list[CueHit] = []
         for clause in split_clauses(text):
-            lower = clause.text.lower()
-            if len(lower) != len(clause.text):  # a few letters change length when lowered
-                lower = clause.text
-            zh_masked = self._zh.mask(lower)
-            en_masked = self._en.mask(lower)
-            for cat in self._categories:
+            todo = self._prefilter.candidates(clause.text)
+            if not todo:
+                continue
+            masked: dict[str, str] = {}
+            for i, cat in enumerate(self._categories):
+                if (i, "zh") not in todo and (i, "en") not in todo:
+                    continue
                 searched = _blank(clause.text, cat.exclude, "\x00")
                 for lang, pattern, cues in (
                     ("zh", cat.zh, cat.zh_cues),
                     ("en", cat.en, cat.en_cues),
                 ):
-                    if pattern is None:
+                    if pattern is None or (i, lang) not in todo:
                         continue
                     for m in pattern.finditer(searched):
+                        if not masked:
+                            masked = self._masks(clause.text)
                         s, e = m.span()
                         if lang == "zh":
-                            negator = self._zh.negator(zh_masked, s, e)
+                            negator = self._zh.negator(masked["zh"], s, e)
                         else:
-                            negator = self._en.negator(en_masked, s)
+                            negator = self._en.negator(masked["en"], s)
                         hits.append(
                             CueHit(
                                 category=cat.name,
@@ -180,6 +263,13 @@ class CueMatcher:
                         )
         hits = _drop_overlaps(hits)
         return hits if include_negated else [h for h in hits if not h.negated]
+
+    def _masks(self, clause: str) -> dict[str, str]:
+        """The clause lowered, with each language's negation exceptions blanked out."""
+        lower = clause.lower()
+        if len(lower) != len(clause):  # a few letters change length when lowered
+            lower = clause
+        return {"zh": self._zh.mask(lower), "en": self._en.mask(lower)}
 
 
 def _drop_overlaps(hits: list[CueHit]) -> list[CueHit]:

@@ -72,5 +72,5 @@ def classify(
         err_console.print(
             f"records: {len(rows)}  classified: {classified}  rejected: {rejected}  "
             f"seconds: {seconds:.1f}  records/s: {len(rows) / max(seconds, 1e-9):.1f}  precision: {classifier.precision.value}",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )

@@ -8,13 +8,15 @@ folder). YAML and diff lines go to standard output; problems and notes to standa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from nlp.errors import InvalidInputError
 from service.cli.common import database_session, err_console, exit_on_error
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="Validate, export, import and diff taxonomies (YAML; format in models/taxonomy/README.md).",

@@ -81,7 +81,7 @@ def logits(model: CemClassifier) -> dict[str, torch.Tensor]:
 
 def test_derive_equals_from_parent_and_shares_the_encoder(tiny) -> None:
     base, parent_dir = tiny
-    served = Classifier.load(parent_dir, base_dir=base, triage=None)
+    served = Classifier.load(parent_dir, base_dir=base, triage=None, precision="fp32")  # the reference is fp32
     before = logits(served.model)
     tax = edited()
     derived = served.derive(tax, base_dir=base, version="0.9.0+tax.abcd1234")

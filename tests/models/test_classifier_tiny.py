@@ -91,6 +91,19 @@ def test_a_saved_model_loads_back_with_identical_outputs(model, model_dir, base)
         assert not torch.allclose(forward(loaded, TEXTS)["sentiment"], a["sentiment"])
 
 
+def test_merged_loading_gives_bit_for_bit_what_peft_merging_gives(model_dir, base):
+    """Inference loads the encoder with the adapters merged in: the same weights and outputs."""
+    via_peft = CemClassifier.from_pretrained(model_dir, base_dir=base)
+    via_peft.encoder = via_peft.encoder.merge_and_unload()
+    merged = CemClassifier.from_pretrained(model_dir, base_dir=base, merged=True)
+    assert type(merged.encoder) is type(via_peft.encoder) and not hasattr(merged.encoder, "peft_config")
+    a, b = via_peft.state_dict(), merged.state_dict()
+    assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
+    out_a, out_b = forward(via_peft, TEXTS), forward(merged, TEXTS)
+    for key in ("sentiment", "topics", "polarity", "touchpoints", "topic_attention"):
+        assert torch.equal(out_a[key], out_b[key]), key
+
+
 def test_an_edited_taxonomy_yaml_is_refused_with_the_fix(model_dir, base, tmp_path):
     broken = copy_model(model_dir, tmp_path)
     path = broken / "taxonomy.yaml"

@@ -253,3 +253,25 @@ def test_look_alikes_of_negators_keep_the_cue(triage: Triage) -> None:
     assert "churn" in categories(triage, "无故把我账号拉黑")
     # 可怕 / 恐怕 contain 怕 but do not make the cue hypothetical
     assert "safety" in categories(triage, "最可怕的是吃出了蟑螂")
+
+
+def test_shouted_and_mixed_case_complaints_keep_their_cues(triage: Triage) -> None:
+    assert "safety" in categories(triage, "MY SON GOT FOOD POISONING FROM YOUR CHICKEN")
+    assert "legal" in categories(triage, "If This Isn't Fixed I Will Sue You")
+    assert "legal" in categories(triage, "已经打了12315，你们APP还在乱扣钱")
+
+
+def test_tenant_cues_with_latin_letters_match_any_case() -> None:
+    """A tenant's cues: Latin letters inside a Chinese cue, and English cues, match in any case."""
+    from models.triage import default_policy, load_policy, policy_to_dict
+
+    data = policy_to_dict(default_policy())
+    data.update(id="acme-app", version=2)
+    data["cues"]["outage"] = {
+        "label": "app outage", "weight": 2.0, "zh": ["APP*闪退", "登录不了"], "en": ["app * crashes"],
+    }
+    custom = Triage(load_policy(data))
+    hits = custom.detect_cues(prepare("新版app一直闪退，登录不了").text)
+    assert [(h.category, h.text) for h in hits] == [("outage", "app一直闪退"), ("outage", "登录不了")]
+    hits = custom.detect_cues("The App Still Crashes every morning")
+    assert [(h.category, h.text) for h in hits] == [("outage", "App Still Crashes")]
