@@ -100,6 +100,11 @@ class ModelList(BaseModel):
         description="The registry's model that `serving` is (or is derived from): the promoted "
         "version, or the default model.",
     )
+    precision: str | None = Field(
+        None,
+        description="How this server's encoder computes for `serving`: fp32, bf16 or int8 (the "
+        "VERBATIM_PRECISION setting; `auto` is bf16 on a CPU with native bf16, else fp32).",
+    )
     rollback_to: str | None = Field(
         description="Where POST /v1/models/rollback goes (null: the default model)."
     )
@@ -141,12 +146,14 @@ def _default_model(models: TenantModels) -> str | None:
         return None
 
 
-def _served_model(models: TenantModels, tenant_id: str) -> str | None:
-    """What classifies the tenant's new requests (None while no model is loaded)."""
+def _served(models: TenantModels, tenant_id: str) -> tuple[str | None, str | None]:
+    """What classifies the tenant's new requests and at which precision (None while no model is loaded)."""
     try:
-        return models.classifier(tenant_id).model_id
+        classifier = models.classifier(tenant_id)
     except UnavailableError:
-        return None
+        return None, None
+    precision = getattr(classifier, "precision", None)  # a stand-in classifier may have none
+    return classifier.model_id, getattr(precision, "value", None)
 
 
 @router.get(
@@ -159,9 +166,10 @@ def list_models(principal: AnalyzePrincipal, session: SessionDep, request: Reque
     promoted = row.promoted_version if row is not None else None
     history = list(row.history) if row is not None else []
     base = registry.model_id(promoted, default) if promoted or default else None
+    serving, precision = _served(models, principal.tenant_id)
     return ModelList(
         default_model=default, promoted=promoted,
-        serving=_served_model(models, principal.tenant_id) or base, serving_base=base,
+        serving=serving or base, serving_base=base, precision=precision,
         rollback_to=history[-1] if history else None, can_roll_back=promoted is not None or bool(history),
         items=[ModelOut.of(r, promoted=promoted, full=False) for r in registry.list_versions(session, principal.tenant_id)],
     )  # fmt: skip

@@ -350,6 +350,9 @@ def test_the_model_listing_names_the_model_actually_served(api: Api, umbrella: E
     assert body["serving"] == umbrella.derived and "+tax." in body["serving"]
     assert body["serving_base"] == body["default_model"] == umbrella.default
     assert body["promoted"] is None
+    from models.classifier.quantize import resolve_precision
+
+    assert body["precision"] == resolve_precision("auto").value  # the derived model runs on the served encoder
     theirs = api.call("GET", "/v1/models", "globex").json()  # no taxonomy of its own
     assert theirs["serving"] == theirs["serving_base"] == umbrella.default
 
