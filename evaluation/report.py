@@ -67,7 +67,8 @@ def render(results: dict[str, Any]) -> str:
         lines += ["**Our model was not evaluated in this run: peers only** (no model was given "
                   "to `run_evaluation`).", ""]
     else:
-        lines += [f"Our model: `{meta.get('model') or 'given predict_fn'}`.", ""]
+        precision = f", its encoder computing in {meta['precision']}" if meta.get("precision") else ""
+        lines += [f"Our model: `{meta.get('model') or 'given predict_fn'}`{precision}.", ""]
     if meta["quick"]:
         lines += [f"**Quick run:** test splits subsampled to {meta['quick_test']} rows and train "
                   f"splits to {meta['quick_train']} (seed {meta['seed']}); not for citing.", ""]

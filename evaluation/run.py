@@ -25,6 +25,7 @@ def run_evaluation(
     quick: bool = False,
     data_dir: Path | str | None = None,
     model_name: str | None = None,
+    model_precision: str | None = None,
     recipe_train_fn: Any = None,
     peers: Sequence[str] = PEER_NAMES,
     suites: Sequence[str] = SUITES,
@@ -42,6 +43,7 @@ def run_evaluation(
 
     ``predict_fn(texts: list[str]) -> list[dict]`` returns one contract record per text (see
     :mod:`evaluation.scoring`); ``None`` runs the peers only and the report says so.
+    ``model_name`` and ``model_precision`` (fp32, bf16, int8) name it in the report.
     ``recipe_train_fn(task) -> predictor`` trains our architecture on a recipe benchmark (see
     :mod:`evaluation.recipe`). ``encoder`` (with ``encode(texts, prefix=...)``) serves the frozen
     embedding peer; by default the base encoder is built/loaded under ``$VERBATIM_HOME``.
@@ -83,7 +85,7 @@ def run_evaluation(
              "test because its test labels were never released.")
     results["meta"] = {
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "ours_evaluated": predict_fn is not None, "model": model_name,
+        "ours_evaluated": predict_fn is not None, "model": model_name, "precision": model_precision,
         "recipe_trained": recipe_train_fn is not None,
         "quick": quick, "quick_test": quick_test, "quick_train": quick_train, "seed": seed,
         "peers": list(ctx.peers), "c_grid": list(c_grid), "suites": list(suites),

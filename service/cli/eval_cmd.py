@@ -58,7 +58,8 @@ def evaluate(
             predict_fn, name = classifier_predict_fn(classifier), classifier.model_id
             train_fn = recipe_train_fn(base_dir=base, train_here=train_recipes, work_dir=settings.home / "recipes")
         run_evaluation(predict_fn=predict_fn, out_dir=out, quick=quick, data_dir=settings.data,
-                       model_name=name, recipe_train_fn=train_fn)
+                       model_name=name, model_precision=None if peers_only else classifier.precision.value,
+                       recipe_train_fn=train_fn)
         err_console.print(f"wrote {out / 'REPORT.md'} and {out / 'results.json'}")
 
 
