@@ -55,6 +55,28 @@ class PrototypeHead(nn.Module):
         polarity = self.polarity(torch.cat([gathered, q], dim=-1)) if self.polarity is not None else None
         return logits, polarity, attention
 
+    def clause_logits(
+        self,
+        hidden: torch.Tensor,  # T, d: one text
+        pooled: torch.Tensor,  # d
+        clauses: torch.Tensor,  # C, T (bool: the clause's content tokens; each clause has some)
+        prototypes: torch.Tensor,  # k, d: the nodes asked about
+        node_offset: torch.Tensor,  # k, d
+        node_bias: torch.Tensor,  # k
+    ) -> torch.Tensor:
+        """Each node's detection logit when it may attend within one clause only: (k, C).
+
+        The same computation as :meth:`forward`, with the attention confined to a clause: the
+        clause where the node is most detectable is its evidence.
+        """
+        query = self.proto_proj(prototypes) + node_offset  # k, d
+        scores = (query @ self.key(hidden).T) * self.scale  # k, T
+        scores = scores[:, None, :].masked_fill(~clauses[None], torch.finfo(scores.dtype).min)  # k, C, T
+        gathered = scores.softmax(dim=-1) @ hidden  # k, C, d
+        q = query[:, None, :].expand_as(gathered)
+        feats = torch.cat([gathered, gathered * q, pooled * q], dim=-1)
+        return self.detect(feats).squeeze(-1) + node_bias[:, None]
+
 
 class CemHeads(nn.Module):
     """All trainable parts above the encoder (the encoder's own LoRA adapters live with it)."""
@@ -104,4 +126,5 @@ class CemHeads(nn.Module):
             "touchpoints": tp_logits,
             "touchpoint_attention": tp_attention,
             "pooled": pooled,
+            "hidden": hidden,
         }

@@ -95,3 +95,18 @@ def test_a_texts_result_does_not_depend_on_its_batch(classifier):
     assert batched["sentiment"]["score"] == pytest.approx(alone["sentiment"]["score"], abs=1e-3)
     assert {t["id"]: t["confidence"] for t in batched["topics"]} == pytest.approx(
         {t["id"]: t["confidence"] for t in alone["topics"]}, abs=1e-3)
+
+
+@pytest.mark.parametrize(("text", "topic", "clause"), [
+    ("送餐很快，菜很好吃，就是价格有点贵", "delivery.timeliness", "送餐很快"),
+    ("The food was great but the waiter was rude and we waited an hour for the bill.", "service.attitude",
+     "but the waiter was rude and we waited an hour for the bill"),
+    ("The food was great but the waiter was rude and we waited an hour for the bill.", "product.quality",
+     "The food was great"),
+])
+def test_a_topics_evidence_is_the_clause_that_speaks_of_it(classifier, text, topic, clause):
+    res = one(classifier, text)
+    found = {t["id"]: t for t in res["topics"]}
+    assert topic in found, sorted(found)
+    evidence = found[topic]["evidence"]
+    assert evidence["text"] == clause and text[evidence["start"] : evidence["end"]] == clause
