@@ -69,6 +69,10 @@ def render(results: dict[str, Any]) -> str:
     else:
         precision = f", its encoder computing in {meta['precision']}" if meta.get("precision") else ""
         lines += [f"Our model: `{meta.get('model') or 'given predict_fn'}`{precision}.", ""]
+    for suite, how in (meta.get("suites_rerun") or {}).items():
+        lines += [f"The {suite} suite was measured again on {how['at']} (`verbatim eval --suite {suite}`, "
+                  f"`{how.get('model')}`{', ' + how['precision'] if how.get('precision') else ''}; its peers, if any, "
+                  "in that run); everything else is from the run above.", ""]
     if meta["quick"]:
         lines += [f"**Quick run:** test splits subsampled to {meta['quick_test']} rows and train "
                   f"splits to {meta['quick_train']} (seed {meta['seed']}); not for citing.", ""]

@@ -102,6 +102,58 @@ def run_evaluation(
     return results
 
 
+def check_suite_names(names: Sequence[str]) -> None:
+    """Refuse names that are not product suites, naming the ones there are."""
+    unknown = sorted(set(names) - (set(SUITES) - {"recipe"}))
+    if unknown:
+        from nlp.errors import InvalidInputError
+
+        raise InvalidInputError(f"unknown suite(s): {', '.join(unknown)}; --suite takes "
+                                f"{', '.join(s for s in SUITES if s != 'recipe')} (recipes: --recipe NAME)")
+
+
+def rerun_suites(
+    names: Sequence[str],
+    *,
+    predict_fn: PredictFn,
+    model_name: str | None,
+    model_precision: str | None = None,
+    out_dir: Path | str = Path("evaluation"),
+    data_dir: Path | str | None = None,
+) -> dict[str, Any]:
+    """Measure the named product suites again (ours and their peers, as the full run would) and
+    put them in place of the last full run's, which keeps everything else; re-render REPORT.md.
+
+    The run uses the saved run's seed, quick settings and peers, so the splits are the same.
+    """
+    import tempfile
+
+    from evaluation.study_report import rerender
+    from nlp.errors import InvalidInputError
+
+    check_suite_names(names)
+    out = Path(out_dir)
+    results_file = out / "results.json"
+    if not results_file.is_file():
+        raise InvalidInputError(f"{results_file} does not exist: run the full `verbatim eval` once first.")
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    meta = results["meta"]
+    with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as tmp:
+        fresh = run_evaluation(
+            predict_fn=predict_fn, out_dir=tmp, data_dir=data_dir, model_name=model_name,
+            model_precision=model_precision, suites=list(names), peers=meta["peers"], seed=meta["seed"],
+            quick=meta["quick"], quick_test=meta["quick_test"], quick_train=meta["quick_train"],
+            c_grid=meta["c_grid"], progress=False,
+        )
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for name in names:
+        results[name] = fresh[name]
+        meta.setdefault("suites_rerun", {})[name] = {"at": now, "model": model_name, "precision": model_precision}
+    _write_results(results_file, results)
+    rerender(out)
+    return results
+
+
 def add_recipe_results(
     names: Sequence[str],
     *,

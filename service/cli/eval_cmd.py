@@ -25,6 +25,10 @@ def evaluate(
         "banking77_10shot; repeatable) beside the peers of the last full run, and re-render REPORT.md. Replays "
         "evaluation/recipe_runs/NAME.json, else uses or trains (resumably) the model in $VERBATIM_HOME/recipes/NAME."
     ),
+    suite: list[str] = typer.Option(
+        None, help="Measure this product suite again (sentiment, topics, touchpoints, evidence; repeatable), ours "
+        "and its peers, in place of the last full run's, and re-render REPORT.md; the rest of the report stays."
+    ),
     retrain: bool = typer.Option(False, help="With --recipe: ignore the stored run and predict with the model in "
                                  "$VERBATIM_HOME/recipes/NAME, training or resuming it first if unfinished."),
 ) -> None:
@@ -38,17 +42,24 @@ def evaluate(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
-    if study or recipe:
+    if study or recipe or suite:
         from evaluation.study_report import rerender, run_study
 
         with exit_on_error():
             if recipe:
                 _add_recipes(recipe, out=out, settings=settings, retrain=retrain)
+            if suite:
+                from evaluation.run import check_suite_names, rerun_suites
+
+                check_suite_names(suite)  # before loading anything
+                classifier = load_classifier(settings, model)
+                rerun_suites(suite, predict_fn=classifier_predict_fn(classifier), model_name=classifier.model_id,
+                             model_precision=classifier.precision.value, out_dir=out, data_dir=settings.data)
             if study:
                 classifier = load_classifier(settings, model)
                 for name in study:
                     run_study(name, out, classify_fn=classifier.classify)
-            err_console.print(f"wrote {rerender(out)}" + (f" and {out / 'results.json'}" if recipe else ""))
+            err_console.print(f"wrote {rerender(out)}" + (f" and {out / 'results.json'}" if recipe or suite else ""))
         return
     with exit_on_error():
         base = ensure_base_encoder(settings.home)
