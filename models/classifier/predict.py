@@ -192,7 +192,7 @@ class Classifier:
         with self._lock:  # torch modules are not re-entrant across threads
             out = self.model(tok["input_ids"], tok["attention_mask"], special)
         offsets = tok["offset_mapping"].numpy() - len(cfg.text_prefix)
-        arrays = {k: v.float().numpy() for k, v in out.items() if k not in ("pooled", "hidden")}
+        arrays = {k: out[k].float().numpy() for k in ("sentiment", "topics", "polarity", "touchpoints")}  # what _postprocess reads
         pooled = torch.nn.functional.normalize(out["pooled"].float(), dim=-1).numpy()
         results = []
         for b, prep in enumerate(preps):
