@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,10 @@ from training.data.mapping import (
 )
 from training.data.schema import Example, TopicLabel
 
-SPEC = REPO_ROOT.parent / "shared" / "spec" / "taxonomy.md"
+# the spec sits beside the data (shared/data, shared/spec): found from VERBATIM_DATA when set,
+# so a checkout anywhere (CI clones into a temporary folder) reads the same file
+_SHARED = Path(os.environ["VERBATIM_DATA"]).resolve().parent if os.environ.get("VERBATIM_DATA") else REPO_ROOT.parent / "shared"
+SPEC = _SHARED / "spec" / "taxonomy.md"
 
 
 def _spec_rows() -> list[tuple[str, list[str], str | None, str | None]]:
