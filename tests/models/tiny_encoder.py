@@ -36,7 +36,16 @@ def build_tiny_base(out_dir: Path, texts: Iterable[str] = (), *, seed: int = 0, 
         show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer)
-    vocab = [tuple(v) for v in json.loads(tok.to_str())["model"]["vocab"]] + [("<mask>", 0.0)]
+    # The same texts must give the same ids (so the same model and the same training run) every
+    # time, but the trainer's output varies: scores differ in the last digits (parallel float
+    # sums), and the characters it adds to cover the alphabet come in hash order with scores
+    # stepped by that order. So: rounded scores, one shared lowest score for every single
+    # character, and pieces sorted by score, then text.
+    learned = [(piece, round(score, 6)) for piece, score in json.loads(tok.to_str())["model"]["vocab"][4:]]
+    floor = min(score for _, score in learned)
+    learned = [(piece, floor if len(piece) == 1 else score) for piece, score in learned]
+    vocab = [(s, 0.0) for s in ("<s>", "<pad>", "</s>", "<unk>")]
+    vocab += sorted(learned, key=lambda v: (-v[1], v[0])) + [("<mask>", 0.0)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     XLMRobertaTokenizer(vocab=vocab).save_pretrained(str(out_dir))
