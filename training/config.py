@@ -41,6 +41,12 @@ class TrainConfig:
     # "bce": topics are multi-label; "softmax": exactly one topic per text (intent benchmarks)
     topic_loss: str = "bce"
     loss_weights: dict[str, float] = field(default_factory=dict)
+    # a model directory to start from (its adapters, heads and node rows; taxonomy nodes it lacks
+    # start from their text), instead of the bare base encoder: a second stage on top of a model
+    init_from: str | None = None
+    # train under torch.autocast(bfloat16) on the CPU as well (always on CUDA): faster steps on a
+    # CPU with native bf16 (AVX512-BF16 / AMX), slower elsewhere
+    cpu_bf16: bool = False
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> TrainConfig:
@@ -69,6 +75,10 @@ class TrainConfig:
             raise InvalidInputError(f"{path}: group_loss must be 'max' or 'noisy_or', got {config.group_loss!r}.")
         if config.topic_loss not in ("bce", "softmax"):
             raise InvalidInputError(f"{path}: topic_loss must be 'bce' or 'softmax', got {config.topic_loss!r}.")
+        if config.init_from is not None and not (Path(config.init_from) / "config.json").is_file():
+            raise InvalidInputError(
+                f"{path}: init_from names {config.init_from}, which is not a model directory (no config.json)."
+            )
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

@@ -19,6 +19,7 @@ import torch
 from models.classifier.config import ClassifierConfig
 from models.classifier.model import CemClassifier
 from models.taxonomy import default_taxonomy, load_taxonomy
+from nlp.errors import InvalidInputError
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.devscore import collect, dev_metrics, fit_temperatures, selection_score, tokenize
@@ -66,6 +67,43 @@ def _evaluate(model, dev, *, single_label: bool = False) -> tuple[dict[str, dict
     return per, selection_score(per)
 
 
+def _initial_model(config: TrainConfig, base_dir: Path, taxonomy) -> CemClassifier:
+    """The bare base encoder with fresh adapters and heads, or the model ``config.init_from``."""
+    if config.init_from is None:
+        return CemClassifier.from_base(
+            base_dir, taxonomy,
+            ClassifierConfig(name=config.name, version=config.version, max_length=config.max_length,
+                             lora_r=config.lora_r, lora_alpha=config.lora_alpha),
+        )
+    parent = ClassifierConfig.load(Path(config.init_from))
+    if (parent.lora_r, parent.lora_alpha) != (config.lora_r, config.lora_alpha):
+        raise InvalidInputError(
+            f"init_from {config.init_from} has LoRA r={parent.lora_r}, alpha={parent.lora_alpha}; the config asks "
+            f"for r={config.lora_r}, alpha={config.lora_alpha}. Set lora_r / lora_alpha to the parent's."
+        )
+    return CemClassifier.from_parent(
+        config.init_from, base_dir=base_dir, taxonomy=taxonomy, name=config.name, version=config.version,
+        max_length=config.max_length,
+    )
+
+
+def _check_same_config(ckpt_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume a checkpoint that another config made (its data, rates or starting model
+    would silently mix with this one's). More steps (to extend a run) and another evaluation or
+    checkpoint cadence are fine. Checkpoints from before configs were saved resume as before."""
+    saved = json.loads((ckpt_dir / "state.json").read_text(encoding="utf-8")).get("config")
+    if saved is None:
+        return
+    now = json.loads(json.dumps(config.to_dict()))
+    may_change = {"steps", "eval_every", "checkpoint_every"}
+    differ = sorted(k for k in set(saved) | set(now) if k not in may_change and saved.get(k) != now.get(k))
+    if differ:
+        raise InvalidInputError(
+            f"The checkpoint in {ckpt_dir.parent} was made with another config (it differs in: {', '.join(differ)}). "
+            "Rerun with the config that started it to resume, or give a new --out to start afresh."
+        )
+
+
 def train(
     config: TrainConfig, output_dir: Path | str, *, base_dir: Path | str, progress: bool = True,
     device: str = "cpu", pools_file: Path | None = None,
@@ -83,11 +121,7 @@ def train(
     random.seed(config.seed)
     np.random.seed(config.seed)
     taxonomy = load_taxonomy(config.taxonomy) if config.taxonomy else default_taxonomy()
-    model = CemClassifier.from_base(
-        Path(base_dir), taxonomy,
-        ClassifierConfig(name=config.name, version=config.version, max_length=config.max_length,
-                         lora_r=config.lora_r, lora_alpha=config.lora_alpha),
-    )
+    model = _initial_model(config, Path(base_dir), taxonomy)
     started = time.perf_counter()
     if pools_file is not None:  # prepared elsewhere (a training bundle): no text pipeline needed here
         train_pools, dev = load_pools(pools_file)
@@ -100,7 +134,10 @@ def train(
         )
     log.info("data prepared in %.0f s", time.perf_counter() - started)
     model.to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
+    if device.startswith("cuda") or config.cpu_bf16:
+        autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+    else:
+        autocast = contextlib.nullcontext()
     sampler = MixtureSampler(train_pools, config.mixture, config.batch_size, config.seed)
 
     head_params = [p for p in model.heads.parameters() if p.requires_grad]
@@ -113,6 +150,7 @@ def train(
     ckpt_dir, best_dir = output_dir / "checkpoint", output_dir / "best"
     step, best_score, history = 0, -1.0, []
     if (ckpt_dir / "state.json").is_file():
+        _check_same_config(ckpt_dir, config)
         meta = load_checkpoint(ckpt_dir, model, optimizer, scheduler)
         step, best_score, history = meta["step"], meta.get("best_score", -1.0), meta.get("history", [])
         sampler.load_state(meta["sampler"])
@@ -149,7 +187,8 @@ def train(
                 model.save_pretrained(best_dir)
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_checkpoint(ckpt_dir, model, optimizer, scheduler, step,
-                            {"best_score": best_score, "history": history, "sampler": sampler.state()})
+                            {"best_score": best_score, "history": history, "sampler": sampler.state(),
+                             "config": config.to_dict()})
     bar.close()
     return finalize(output_dir, base_dir=Path(base_dir), dev=dev, config=config, history=history, device=device)
 
@@ -165,7 +204,8 @@ def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, hist
         temperatures=temps,
         trained_topic_ids=model.config.topic_ids,
         trained_touchpoint_ids=model.config.touchpoint_ids,
-        training={"config": config.to_dict(), "data": sources, "history": history},
+        training={"config": config.to_dict(), "data": sources, "history": history,
+                  **({"parent": model.config.training["parent"]} if "parent" in model.config.training else {})},
         package_versions=_versions(),
     )
     for name in ("adapter", "heads.safetensors", "taxonomy.yaml", "config.json"):

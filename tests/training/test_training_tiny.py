@@ -149,21 +149,31 @@ def test_temperatures_are_fitted_on_dev(trained, setup):
     assert bce(temps["topics"]) <= bce(1.0) * (1 + 1e-3)
 
 
-def test_training_lowers_the_loss_on_its_items(trained, setup):
+def loss_on_items(model) -> float:
     items = [it for pool in TRAIN.values() for it in pool]
+    model.eval()
+    with torch.inference_mode():
+        return float(multitask_loss(model(**tokenize(model, [it.text for it in items])), items)[0])
 
-    def loss_of(model) -> float:
-        model.eval()
-        with torch.inference_mode():
-            return float(multitask_loss(model(**tokenize(model, [it.text for it in items])), items)[0])
 
+def untrained(setup) -> CemClassifier:
     torch.manual_seed(CONFIG.seed)
-    untrained = CemClassifier.from_base(setup[1], TAX, ClassifierConfig(lora_r=4, lora_alpha=8))
-    before = loss_of(untrained)
-    after = loss_of(CemClassifier.from_pretrained(trained, base_dir=setup[1]))
+    return CemClassifier.from_base(setup[1], TAX, ClassifierConfig(lora_r=4, lora_alpha=8))
+
+
+def test_training_lowers_the_loss_on_its_items(trained, setup):
+    before = loss_on_items(untrained(setup))
+    after = loss_on_items(CemClassifier.from_pretrained(trained, base_dir=setup[1]))
     # the model kept is the best on a tiny dev set, which may be an early step (ties in the dev
     # score break by float rounding, which depends on torch's thread count): ask only for a drop
     assert after < before, (before, after)
+
+
+def test_training_under_cpu_bf16_autocast_learns_too(trained, setup):
+    half = run(setup, "bf16", dataclasses.replace(CONFIG, cpu_bf16=True))
+    fp32, bf16 = weights(trained), weights(half)
+    assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)  # the option changed the arithmetic
+    assert loss_on_items(CemClassifier.from_pretrained(half, base_dir=setup[1])) < loss_on_items(untrained(setup))
 
 
 def test_a_trained_model_marks_no_topic_zero_shot(trained, setup):
@@ -215,3 +225,42 @@ def test_rerunning_with_more_steps_continues_a_finished_run(setup, caplog):
     assert "resumed from step 10" in caplog.text
     assert [h["step"] for h in ClassifierConfig.load(extended).training["history"]] == [5, 10, 15, 20]
     assert_same(weights(extended), weights(run(setup, "long", flat)))
+
+
+def test_a_second_stage_starts_from_its_parent(trained, setup):
+    # at a learning rate of 0 nothing moves, so the second stage must be its parent exactly
+    still = dataclasses.replace(CONFIG, init_from=str(trained), lr=0.0, head_lr=0.0, steps=5, version="0.2.0")
+    child_dir = run(setup, "stage2", still)
+    child = ClassifierConfig.load(child_dir)
+    assert child.training["parent"] == ClassifierConfig.load(trained).model_id
+    assert child.model_id == "verbatim-cem@0.2.0" and child.training["config"]["init_from"] == str(trained)
+    dev = [it for items in DEV.values() for it in items]
+    ours = collect(CemClassifier.from_pretrained(child_dir, base_dir=setup[1]), dev)
+    parents = collect(CemClassifier.from_pretrained(trained, base_dir=setup[1]), dev)
+    for head in ("sentiment", "topics", "touchpoints"):
+        np.testing.assert_array_equal(np.asarray(ours[head]), np.asarray(parents[head]))
+
+
+def test_a_second_stage_needs_the_parents_adapter_shape(trained, setup):
+    from nlp.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="lora_r"):
+        run(setup, "stage2-bad", dataclasses.replace(CONFIG, init_from=str(trained), lora_r=8))
+
+
+def test_resuming_with_another_config_is_refused(trained, setup):
+    from nlp.errors import InvalidInputError
+
+    # the finished run's checkpoint was made with CONFIG: other data or rates must not mix into it
+    with pytest.raises(InvalidInputError, match=r"differs in: lr\b"):
+        run(setup, "full", dataclasses.replace(CONFIG, lr=5e-3))
+    assert ClassifierConfig.load(trained).training["config"]["lr"] == CONFIG.lr
+
+
+def test_a_config_file_naming_a_missing_start_model_is_refused(tmp_path):
+    from nlp.errors import InvalidInputError
+
+    path = tmp_path / "stage.yaml"
+    path.write_text("init_from: nowhere/model\nmixture: {waimai_10k: 1.0}\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="nowhere/model"):
+        TrainConfig.from_yaml(path)
