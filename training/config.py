@@ -31,6 +31,8 @@ class TrainConfig:
     dev_per_dataset: int = 600
     max_train_per_dataset: int | None = None
     taxonomy: str | None = None  # path to a taxonomy YAML; default: the shipped default taxonomy
+    # keep only these layers of the base encoder (e.g. every other one: a faster student); () = all
+    encoder_layers: tuple[int, ...] = ()
     lora_r: int = 16
     lora_alpha: int = 32
     mixture: dict[str, float] = field(default_factory=dict)
@@ -64,8 +66,9 @@ class TrainConfig:
                 f"Unknown setting(s) in {path}: {', '.join(unknown)}. Known settings: {', '.join(sorted(known))}."
             )
         try:
-            if "assume_closed" in data:
-                data["assume_closed"] = tuple(data["assume_closed"] or ())
+            for key in ("assume_closed", "encoder_layers"):
+                if key in data:
+                    data[key] = tuple(data[key] or ())
             config = cls(**data)
         except TypeError as exc:
             raise InvalidInputError(f"Invalid training config {path}: {exc}") from exc

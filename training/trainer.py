@@ -73,9 +73,14 @@ def _initial_model(config: TrainConfig, base_dir: Path, taxonomy) -> CemClassifi
         return CemClassifier.from_base(
             base_dir, taxonomy,
             ClassifierConfig(name=config.name, version=config.version, max_length=config.max_length,
-                             lora_r=config.lora_r, lora_alpha=config.lora_alpha),
+                             lora_r=config.lora_r, lora_alpha=config.lora_alpha, encoder_layers=config.encoder_layers),
         )
     parent = ClassifierConfig.load(Path(config.init_from))
+    if config.encoder_layers and config.encoder_layers != parent.encoder_layers:
+        raise InvalidInputError(
+            f"init_from {config.init_from} keeps encoder layers {list(parent.encoder_layers) or 'all'}; the config asks "
+            f"for {list(config.encoder_layers)}. Leave encoder_layers out to keep the parent's."
+        )
     if (parent.lora_r, parent.lora_alpha) != (config.lora_r, config.lora_alpha):
         raise InvalidInputError(
             f"init_from {config.init_from} has LoRA r={parent.lora_r}, alpha={parent.lora_alpha}; the config asks "

@@ -38,6 +38,8 @@ class ClassifierConfig:
     head_dim: int = 256
     dropout: float = 0.1
     max_length: int = 128
+    # the base encoder's layers this model keeps, in order (a smaller, faster student); () = all
+    encoder_layers: tuple[int, ...] = ()
     text_prefix: str = "query: "
     lora_r: int = 16
     lora_alpha: int = 32
@@ -94,7 +96,7 @@ class ClassifierConfig:
         kwargs = {k: v for k, v in data.items() if k in known}
         try:
             for key in ("lora_targets", "sentiment_labels", "topic_ids", "touchpoint_ids",
-                        "trained_topic_ids", "trained_touchpoint_ids"):
+                        "trained_topic_ids", "trained_touchpoint_ids", "encoder_layers"):
                 if key in kwargs:
                     kwargs[key] = tuple(kwargs[key])
             return cls(**kwargs)

@@ -31,7 +31,8 @@ def _node_pieces(node) -> list[str]:
     return [p for p in pieces if p and p.strip()]
 
 
-def _load_base(base_dir: Path):
+def _load_base(base_dir: Path, layers: tuple[int, ...] = ()):
+    """The tokenizer and encoder in ``base_dir``, keeping only ``layers`` (in order) when given."""
     from transformers import AutoTokenizer, XLMRobertaModel
 
     if not (base_dir / "config.json").is_file():
@@ -44,6 +45,12 @@ def _load_base(base_dir: Path):
         encoder = XLMRobertaModel.from_pretrained(str(base_dir), add_pooling_layer=False)
     except (OSError, ValueError) as exc:
         raise ModelError(f"Cannot load the base encoder from {base_dir}: {exc}. Rebuild it with `verbatim setup`.") from exc
+    if layers:
+        total = len(encoder.encoder.layer)
+        if not all(0 <= i < total for i in layers):
+            raise ModelError(f"The model keeps encoder layers {list(layers)}, but the base at {base_dir} has {total}.")
+        encoder.encoder.layer = torch.nn.ModuleList(encoder.encoder.layer[i] for i in layers)
+        encoder.config.num_hidden_layers = len(layers)
     return tokenizer, encoder
 
 
@@ -130,8 +137,9 @@ class CemClassifier(torch.nn.Module):
         """A fresh model around the base encoder, ready to train."""
         from peft import LoraConfig, get_peft_model
 
-        tokenizer, encoder = _load_base(Path(base_dir))
-        config = (config or ClassifierConfig()).with_(
+        config = config or ClassifierConfig()
+        tokenizer, encoder = _load_base(Path(base_dir), config.encoder_layers)
+        config = config.with_(
             hidden_size=int(encoder.config.hidden_size),  # the heads are sized by the encoder they sit on
             topic_ids=taxonomy.leaf_ids,
             touchpoint_ids=taxonomy.touchpoint_ids,
@@ -169,7 +177,7 @@ class CemClassifier(torch.nn.Module):
                 f"The taxonomy stored in {directory} does not match the one the model was trained with "
                 f"(hash {taxonomy.content_hash()[:12]} vs {config.taxonomy_hash[:12]}). Restore taxonomy.yaml or retrain."
             )
-        tokenizer, encoder = _load_base(Path(base_dir))
+        tokenizer, encoder = _load_base(Path(base_dir), config.encoder_layers)
         if int(encoder.config.hidden_size) != config.hidden_size:
             raise ModelError(
                 f"{directory} was trained on a base encoder with hidden size {config.hidden_size}, but the one at "
@@ -233,7 +241,7 @@ class CemClassifier(torch.nn.Module):
         model = cls(config, parent.tokenizer, parent.encoder, taxonomy)
         stale = _carry_over(model, parent, where="the parent model")
         if any(stale.values()):
-            tokenizer, base = _load_base(Path(base_dir))
+            tokenizer, base = _load_base(Path(base_dir), config.encoder_layers)
             embedder = cls(config, tokenizer, base.eval(), taxonomy)
             with torch.no_grad():
                 for kind, rows in stale.items():

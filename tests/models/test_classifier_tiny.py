@@ -91,6 +91,31 @@ def test_a_saved_model_loads_back_with_identical_outputs(model, model_dir, base)
         assert not torch.allclose(forward(loaded, TEXTS)["sentiment"], a["sentiment"])
 
 
+def test_a_student_keeps_the_layers_it_names_and_loads_back_the_same(base, tmp_path):
+    torch.manual_seed(0)
+    student = CemClassifier.from_base(
+        base, default_taxonomy(), ClassifierConfig(head_dim=16, lora_r=4, lora_alpha=8, encoder_layers=(1,)),
+    ).eval()
+    full = CemClassifier.from_base(base, default_taxonomy(), ClassifierConfig(head_dim=16, lora_r=4, lora_alpha=8))
+    assert len(student.encoder.base_model.model.encoder.layer) == 1
+    kept = student.encoder.base_model.model.encoder.layer[0].attention.self.query.base_layer.weight
+    assert torch.equal(kept, full.encoder.base_model.model.encoder.layer[1].attention.self.query.base_layer.weight)
+    loaded = CemClassifier.from_pretrained(student.save_pretrained(tmp_path / "student"), base_dir=base)
+    assert loaded.config.encoder_layers == (1,)
+    a, b = forward(student, TEXTS), forward(loaded, TEXTS)
+    for key in ("sentiment", "topics", "touchpoints"):
+        assert torch.equal(a[key], b[key]), key
+    (res,) = Classifier.load(tmp_path / "student", base_dir=base, precision="fp32", triage=None).classify(
+        [{"id": "s", "text": TEXTS[0]}]
+    )
+    assert res["sentiment"]["label"] in ("negative", "neutral", "positive")
+
+
+def test_a_student_naming_layers_the_base_lacks_is_refused(base):
+    with pytest.raises(ModelError, match=r"layers \[0, 5\].*has 2"):
+        CemClassifier.from_base(base, default_taxonomy(), ClassifierConfig(encoder_layers=(0, 5)))
+
+
 def test_merged_loading_gives_bit_for_bit_what_peft_merging_gives(model_dir, base):
     """Inference loads the encoder with the adapters merged in: the same weights and outputs."""
     via_peft = CemClassifier.from_pretrained(model_dir, base_dir=base)
