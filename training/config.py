@@ -49,6 +49,12 @@ class TrainConfig:
     # train under torch.autocast(bfloat16) on the CPU as well (always on CUDA): faster steps on a
     # CPU with native bf16 (AVX512-BF16 / AMX), slower elsewhere
     cpu_bf16: bool = False
+    # a model directory to distil from: every batch also learns the teacher's outputs on its texts
+    # (training.loss.distill_loss, weighted by distill_weight), which gives every text a target
+    # for every head; the teacher must have the same taxonomy nodes
+    teacher: str | None = None
+    distill_weight: float = 1.0
+    distill_temperature: float = 2.0
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> TrainConfig:
@@ -78,10 +84,10 @@ class TrainConfig:
             raise InvalidInputError(f"{path}: group_loss must be 'max' or 'noisy_or', got {config.group_loss!r}.")
         if config.topic_loss not in ("bce", "softmax"):
             raise InvalidInputError(f"{path}: topic_loss must be 'bce' or 'softmax', got {config.topic_loss!r}.")
-        if config.init_from is not None and not (Path(config.init_from) / "config.json").is_file():
-            raise InvalidInputError(
-                f"{path}: init_from names {config.init_from}, which is not a model directory (no config.json)."
-            )
+        for key in ("init_from", "teacher"):
+            named = getattr(config, key)
+            if named is not None and not (Path(named) / "config.json").is_file():
+                raise InvalidInputError(f"{path}: {key} names {named}, which is not a model directory (no config.json).")
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

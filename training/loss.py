@@ -96,3 +96,29 @@ def multitask_loss(
         return zero, {}
     total = sum(w[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def distill_loss(
+    student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], temperature: float = 2.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """How far the student's outputs are from a teacher's on the same texts (knowledge distillation).
+
+    Every text teaches every head, whatever labels its data set has: document sentiment and each
+    node's polarity by KL divergence between the temperature-softened distributions (times T², so
+    the gradient's scale does not depend on T), topics and touchpoints by cross-entropy against
+    the teacher's probabilities. A node's polarity counts as much as the teacher believes the
+    node is there.
+    """
+    t2 = temperature * temperature
+
+    def kl(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # per row, over the last axis
+        return F.kl_div(F.log_softmax(s.float() / temperature, -1), F.log_softmax(t.float() / temperature, -1),
+                        log_target=True, reduction="none").sum(-1) * t2
+
+    parts = {"sentiment": kl(student["sentiment"], teacher["sentiment"]).mean()}
+    for head in ("topics", "touchpoints"):
+        parts[head] = F.binary_cross_entropy_with_logits(student[head].float(), torch.sigmoid(teacher[head].float()))
+    present = torch.sigmoid(teacher["topics"].float())
+    parts["polarity"] = (kl(student["polarity"], teacher["polarity"]) * present).sum() / present.sum().clamp(min=1e-6)
+    total = sum(parts.values())
+    return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -23,7 +23,7 @@ from nlp.errors import InvalidInputError
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.devscore import collect, dev_metrics, fit_temperatures, selection_score, tokenize
-from training.loss import multitask_loss
+from training.loss import distill_loss, multitask_loss
 from training.pools import MixtureSampler, build_pools, load_pools
 from training.targets import TargetBuilder
 
@@ -92,6 +92,23 @@ def _initial_model(config: TrainConfig, base_dir: Path, taxonomy) -> CemClassifi
     )
 
 
+def _teacher(config: TrainConfig, base_dir: Path, student: CemClassifier, device: str) -> CemClassifier:
+    """The model to distil from, frozen, with its adapters merged (it only runs forward)."""
+    teacher = CemClassifier.from_pretrained(config.teacher, base_dir=base_dir, merged=True).to(device)
+    tc, sc = teacher.config, student.config
+    if (tc.topic_ids, tc.touchpoint_ids) != (sc.topic_ids, sc.touchpoint_ids):
+        raise InvalidInputError(
+            f"The teacher {config.teacher} has other taxonomy nodes than the model being trained "
+            f"({tc.taxonomy_id} {tc.taxonomy_version} vs {sc.taxonomy_id} {sc.taxonomy_version}): distil from a "
+            "model of the same taxonomy."
+        )
+    if tc.max_length < sc.max_length or tc.text_prefix != sc.text_prefix:
+        raise InvalidInputError(f"The teacher {config.teacher} reads texts differently (max_length, text prefix).")
+    for p in teacher.parameters():
+        p.requires_grad = False
+    return teacher.eval()
+
+
 def _check_same_config(ckpt_dir: Path, config: TrainConfig) -> None:
     """Refuse to resume a checkpoint that another config made (its data, rates or starting model
     would silently mix with this one's). More steps (to extend a run) and another evaluation or
@@ -144,6 +161,7 @@ def train(
     else:
         autocast = contextlib.nullcontext()
     sampler = MixtureSampler(train_pools, config.mixture, config.batch_size, config.seed)
+    teacher = _teacher(config, Path(base_dir), model, device) if config.teacher else None
 
     head_params = [p for p in model.heads.parameters() if p.requires_grad]
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -171,6 +189,12 @@ def train(
             out = model(**enc, node_dropout=config.node_dropout)
             loss, parts = multitask_loss(out, items, config.loss_weights, group_loss=config.group_loss,
                                          topic_loss=config.topic_loss)
+            if teacher is not None:
+                with torch.no_grad():
+                    taught = teacher(**enc)
+                soft, soft_parts = distill_loss(out, taught, config.distill_temperature)
+                loss = loss + config.distill_weight * soft
+                parts["distill"] = sum(soft_parts.values())
         optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()
@@ -210,6 +234,7 @@ def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, hist
         trained_topic_ids=model.config.topic_ids,
         trained_touchpoint_ids=model.config.touchpoint_ids,
         training={"config": config.to_dict(), "data": sources, "history": history,
+                  **({"teacher": ClassifierConfig.load(Path(config.teacher)).model_id} if config.teacher else {}),
                   **({"parent": model.config.training["parent"]} if "parent" in model.config.training else {})},
         package_versions=_versions(),
     )

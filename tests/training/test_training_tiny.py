@@ -264,3 +264,34 @@ def test_a_config_file_naming_a_missing_start_model_is_refused(tmp_path):
     path.write_text("init_from: nowhere/model\nmixture: {waimai_10k: 1.0}\n", encoding="utf-8")
     with pytest.raises(InvalidInputError, match="nowhere/model"):
         TrainConfig.from_yaml(path)
+
+
+def test_distillation_is_at_its_minimum_where_the_student_matches_the_teacher():
+    from training.loss import distill_loss
+
+    torch.manual_seed(0)
+    shapes = {"sentiment": (4, 3), "topics": (4, len(T)), "touchpoints": (4, len(P)), "polarity": (4, len(T), 3)}
+    teacher = {k: torch.randn(*s) * 3 for k, s in shapes.items()}
+    same = {k: v.clone().requires_grad_(True) for k, v in teacher.items()}
+    distill_loss(same, teacher)[0].backward()
+    assert all(float(same[k].grad.abs().max()) < 1e-6 for k in shapes)
+    moved = {k: (v + torch.randn_like(v)) for k, v in teacher.items()}
+    assert float(distill_loss(moved, teacher)[0]) > float(distill_loss(same, teacher)[0]) + 0.1
+
+
+def test_a_distilled_student_ends_closer_to_its_teacher(trained, setup):
+    from training.loss import distill_loss
+
+    student = dataclasses.replace(CONFIG, encoder_layers=(1,), eval_every=20, checkpoint_every=20)
+    plain = run(setup, "student-plain", student)
+    taught = run(setup, "student-taught", dataclasses.replace(student, teacher=str(trained), distill_weight=5.0))
+    assert ClassifierConfig.load(taught).training["teacher"] == ClassifierConfig.load(trained).model_id
+    texts = [it.text for pool in TRAIN.values() for it in pool]
+    teacher = CemClassifier.from_pretrained(trained, base_dir=setup[1])
+
+    def gap(directory: Path) -> float:
+        model = CemClassifier.from_pretrained(directory, base_dir=setup[1])
+        with torch.inference_mode():
+            return float(distill_loss(model(**tokenize(model, texts)), teacher(**tokenize(teacher, texts)))[0])
+
+    assert gap(taught) < gap(plain)
