@@ -82,8 +82,10 @@ def _one_run(records: Path, precision: str, model: Path | None) -> dict[str, Any
 
 
 def throughput(*, runs: int, model: Path | None, precisions: Sequence[str] = PRECISIONS,
-               peers: Sequence[str] = (), peer_training: PeerTraining | None = None, limit: int | None = None) -> dict[str, Any]:
-    """Ours at ``precisions`` and the ``peers`` interleaved, ``runs`` each; the median run of each.
+               peers: Sequence[str] = (), peer_training: PeerTraining | None = None, limit: int | None = None,
+               others: Sequence[tuple[Path, str]] = ()) -> dict[str, Any]:
+    """Ours at ``precisions``, ``others`` (more models, each at one precision) and the ``peers``
+    interleaved, ``runs`` each; the median run of each.
 
     ``limit`` keeps only the first records of the mixed file: a smoke check, not the benchmark.
     """
@@ -102,23 +104,24 @@ def throughput(*, runs: int, model: Path | None, precisions: Sequence[str] = PRE
             print(f"peers fitted: {fitted}", file=sys.stderr)
         load_before = os.getloadavg()
         raw: dict[str, list[dict[str, Any]]] = {p: [] for p in [*precisions, *peers]}
+        other_runs: list[list[dict[str, Any]]] = [[] for _ in others]
         for _ in range(runs):
             for precision in precisions:
                 raw[precision].append(_one_run(records, precision, model))
                 print(f"{precision}: {raw[precision][-1]}", file=sys.stderr)
+            for (other, precision), rows in zip(others, other_runs, strict=True):
+                rows.append(_one_run(records, precision, other))
+                print(f"{other} {precision}: {rows[-1]}", file=sys.stderr)
             for peer in peers:
                 raw[peer].append(one_peer_run(peer, records, models=Path(tmp), base_dir=base))
                 print(f"{peer}: {raw[peer][-1]}", file=sys.stderr)
         load_after = os.getloadavg()
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"model": _model_id(model)}
     for precision in precisions:
-        rows = raw[precision]
-        median = statistics.median(r["seconds"] for r in rows)
-        out[precision] = {
-            "records": rows[0]["records"], "median_seconds": median,
-            "records_per_s": round(rows[0]["records"] / median, 1),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in rows), "outputs": OURS_OUTPUTS, "runs": rows,
-        }
+        out[precision] = _median_row(raw[precision])
+    if others:
+        out["other_models"] = [_median_row(rows) | {"model": _model_id(other), "precision": precision}
+                               for (other, precision), rows in zip(others, other_runs, strict=True)]
     if peers:
         out["peers"] = {peer: summarize(raw[peer], peer) | ({"fit": fitted[peer]} if peer in fitted else {})
                         for peer in peers}
@@ -133,6 +136,14 @@ def throughput(*, runs: int, model: Path | None, precisions: Sequence[str] = PRE
     out["loadavg_after"] = [round(x, 2) for x in load_after]
     out["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
     return out
+
+
+def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    median = statistics.median(r["seconds"] for r in rows)
+    return {
+        "records": rows[0]["records"], "median_seconds": median, "records_per_s": round(rows[0]["records"] / median, 1),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rows), "outputs": OURS_OUTPUTS, "runs": rows,
+    }
 
 
 def _model_id(model: Path | None) -> str:
@@ -217,6 +228,8 @@ def markdown(report: dict[str, Any]) -> str:
             p = t[precision]
             outputs = p.get("outputs", "sentiment + topics (polarity, evidence) + touchpoints + triage")
             rows.append(f"| Verbatim {precision} | {p['records']} | {p['records_per_s']} | {p['peak_rss_mb']} | {outputs} |")
+    for p in t.get("other_models", []):
+        rows.append(f"| {p['model']} {p['precision']} | {p['records']} | {p['records_per_s']} | {p['peak_rss_mb']} | {p['outputs']} |")
     for p in t.get("peers", {}).values():
         label = p["label"] + (f" ({p['precision']})" if "precision" in p else "")
         rows.append(f"| {label} | {p['records']} ({p['handles']}) | {p['records_per_s']} | {p['peak_rss_mb']} | {p['outputs']} |")
@@ -251,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput runs")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                         help="our precisions in the throughput runs (default: all)")
+    parser.add_argument("--also", nargs=2, action="append", default=[], metavar=("MODEL_DIR", "PRECISION"),
+                        help="another model measured in the same throughput run at one precision (repeatable), "
+                             "e.g. --also models/fast bf16")
     parser.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS),
                         help="peers measured in the same throughput run (default: all four)")
     parser.add_argument("--no-peers", action="store_true", help="measure ours only")
@@ -262,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "file unless --json-out is given)")
     parser.add_argument("--json-out", type=Path, help=f"where to write the results (default {OUT})")
     args = parser.parse_args(argv)
+    for _, precision in args.also:
+        if precision not in PRECISIONS:
+            parser.error(f"--also: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     json_out = args.json_out or (None if args.limit else OUT)
     # sections not re-run this time (throughput or agreement) keep their last results
     report: dict[str, Any] = json.loads(json_out.read_text(encoding="utf-8")) if json_out and json_out.is_file() else {}
@@ -270,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["throughput"] = throughput(
             runs=args.runs, model=args.model, precisions=args.precisions,
             peers=[] if args.no_peers else args.peers, peer_training=PeerTraining(train_per_set=args.peer_train, dev_per_set=min(300, args.peer_train)),
-            limit=args.limit)
+            limit=args.limit, others=[(Path(d), p) for d, p in args.also])
     if args.agreement:
         report["agreement"] = agreement(model=args.model, accuracy_of=args.accuracy_of)
         report["agreement"]["model"] = _model_id(args.model)

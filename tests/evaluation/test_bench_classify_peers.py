@@ -109,12 +109,15 @@ def test_markdown_shows_what_each_predictor_outputs():
     report = {"throughput": {
         "fp32": {"records": 2000, "records_per_s": 50.0, "peak_rss_mb": 1200,
                  "outputs": "document sentiment + topics with polarity and evidence spans + touchpoints + triage"},
+        "other_models": [{"model": "verbatim-cem-fast@0.1.0", "precision": "bf16", "records": 2000,
+                          "records_per_s": 160.0, "peak_rss_mb": 1100, "outputs": "document sentiment + topics"}],
         "peers": {SNOWNLP: summarize([peer_run, peer_run | {"seconds": 4.0}], SNOWNLP)},
         "peer_training": {"sets": ["waimai_10k"], "train_per_set": 2000, "dev_per_set": 300, "seed": 0},
         "loadavg_before": [0.1, 0.1, 0.1], "loadavg_after": [1.0, 0.5, 0.2],
     }}
     table = markdown(report)
     assert "| Verbatim fp32 | 2000 | 50.0 | 1200 | document sentiment + topics" in table
+    assert "| verbatim-cem-fast@0.1.0 bf16 | 2000 | 160.0 | 1100 |" in table  # another model, same run
     snow = next(line for line in table.splitlines() if line.startswith("| SnowNLP"))
     assert "1000 (zh records only) | 333.3 | 150 |" in snow  # median of 2 s and 4 s: 3 s
     assert "zh records only" in snow and "sentiment label" in snow
