@@ -172,6 +172,9 @@ def test_build_is_a_standard_hf_directory_and_idempotent(base_encoder_dir: Path)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert model.config.vocab_size == 250037 and model.config.max_position_embeddings == 514
     assert AutoTokenizer.from_pretrained(base_encoder_dir)("配送太慢了")["input_ids"][0] == 0
+    # the special tokens are named in tokenizer_config.json, so loading need not parse tokenizer.json in Python
+    named = json.loads((base_encoder_dir / "tokenizer_config.json").read_text(encoding="utf-8"))["added_tokens_decoder"]
+    assert {named[i]["content"] for i in ("0", "1", "2", "3", "250001")} == {"<s>", "<pad>", "</s>", "<unk>", "<mask>"}
     stamp = (base_encoder_dir / "model.safetensors").stat().st_mtime_ns
     assert build_base_encoder(base_encoder_dir) == base_encoder_dir
     assert (base_encoder_dir / "model.safetensors").stat().st_mtime_ns == stamp  # not rebuilt
