@@ -31,6 +31,9 @@ def evaluate(
     ),
     retrain: bool = typer.Option(False, help="With --recipe: ignore the stored run and predict with the model in "
                                  "$VERBATIM_HOME/recipes/NAME, training or resuming it first if unfinished."),
+    no_recipes: bool = typer.Option(False, help="Product suites only, with their peers: for a second model "
+                                    "(e.g. --model models/fast --out evaluation/fast), since a recipe trains "
+                                    "its own model and does not depend on --model."),
 ) -> None:
     """Score the model and its peers on every public test split; write the report."""
     import logging
@@ -68,9 +71,11 @@ def evaluate(
             classifier = load_classifier(settings, model)
             predict_fn, name = classifier_predict_fn(classifier), classifier.model_id
             train_fn = recipe_train_fn(base_dir=base, train_here=train_recipes, work_dir=settings.home / "recipes")
+        from evaluation.run import SUITES
+
         run_evaluation(predict_fn=predict_fn, out_dir=out, quick=quick, data_dir=settings.data,
                        model_name=name, model_precision=None if peers_only else classifier.precision.value,
-                       recipe_train_fn=train_fn)
+                       recipe_train_fn=train_fn, suites=[s for s in SUITES if not (no_recipes and s == "recipe")])
         err_console.print(f"wrote {out / 'REPORT.md'} and {out / 'results.json'}")
 
 
