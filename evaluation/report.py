@@ -108,15 +108,18 @@ def render(results: dict[str, Any]) -> str:
                   "as found when any predicted leaf under it is. Recall counts every id; precision "
                   "and F1 only the *closed* ids, whose absence in the data means \"not this topic\" "
                   "(— where none is closed). Polarity: accuracy on correctly found topics with a "
-                  "gold polarity.", ""]
+                  "gold polarity. *Outside / text*: predicted topics the set's scheme cannot express, "
+                  "per text (not scored; on a restaurant sentence most are false: a precision problem "
+                  "the scored ids do not show; peers trained on the scheme predict none).", ""]
         rows = []
         for ds, block in topics.items():
             for key, p in block["predictors"].items():
                 rows.append([ds, _name(key), str(p["n"]), pct(p["micro_recall"]),
                              pct(p["micro_precision"]), pct(p["micro_f1"]), pct(p["macro_f1"]),
-                             f"{pct(p['polarity_accuracy'])} ({p['polarity_n']})", num(p["ece"])])
+                             f"{pct(p['polarity_accuracy'])} ({p['polarity_n']})", num(p["ece"]),
+                             _outside_cell(p) if key == OURS else "—"])
         lines += _table(["data set (test)", "predictor", "n", "recall %", "precision %",
-                         "micro-F1 %", "macro-F1 %", "polarity acc. % (n)", "ECE"], rows)
+                         "micro-F1 %", "macro-F1 %", "polarity acc. % (n)", "ECE", "outside / text (most)"], rows)
 
     tps = results.get("touchpoints") or {}
     if tps:
@@ -155,6 +158,13 @@ def render(results: dict[str, Any]) -> str:
     if meta.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in meta["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _outside_cell(p: dict[str, Any]) -> str:
+    if "outside_per_text" not in p:  # a run from before this was measured
+        return "not measured"
+    top = ", ".join(f"{t} {n}" for t, n in p["outside_top"][:2])
+    return f"{p['outside_per_text']:.2f}" + (f" ({top})" if top else "")
 
 
 def _recipe_section(recipe: dict[str, Any], why: dict[str, str]) -> list[str]:

@@ -16,6 +16,7 @@ Binary sets (negative/positive only): a 3-way prediction is scored as the argmax
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -117,7 +118,17 @@ def score_topics(examples: Sequence[Example], records: Sequence[Record], *, spac
     if cells:
         rel = metrics.calibration([c[6] for c in cells], [c[2] for c in cells], n_bins=n_bins)
         out["ece"], out["reliability"] = rel.ece, rel.bins
-    return out
+    return out | _outside(pred, space)
+
+
+def _outside(pred: Sequence[dict[str, Any]], space: Iterable[str]) -> dict[str, Any]:
+    """Predicted topics the set's scheme cannot express (neither an id of ``space`` nor under
+    one), per text. Not scored as errors, since the data cannot say they are wrong, but on a
+    restaurant sentence most of them are (billing, delivery, product design): a precision problem
+    the scored ids alone do not show. A peer trained on the scheme predicts none by construction."""
+    space = tuple(space)
+    outside = Counter(t for p in pred for t in p if not any(t == s or t.startswith(s + ".") for s in space))
+    return {"outside_per_text": sum(outside.values()) / max(1, len(pred)), "outside_top": outside.most_common(4)}
 
 
 def _detection(s: metrics.TopicScores) -> dict[str, Any]:

@@ -128,6 +128,12 @@ def test_score_topics_and_evidence_read_contract_records():
                        "evidence": {"start": 6, "end": 11, "text": "配送太慢了"}}]}
     t = scoring.score_topics([ex], [rec], space={"delivery", "price.value"}, closed={"price.value"})
     assert t["micro_recall"] == 1.0 and t["polarity_accuracy"] == 1.0
+    assert t["outside_per_text"] == 0  # delivery.timeliness lies under the scheme's "delivery"
+    extra = {"topics": rec["topics"] + [{"id": "billing.charges", "confidence": 0.7},
+                                        {"id": "environment.cleanliness", "confidence": 0.6}]}
+    t = scoring.score_topics([ex, ex], [rec, extra], space={"delivery", "price.value"}, closed={"price.value"})
+    assert t["outside_per_text"] == 1.0 and dict(t["outside_top"]) == {"billing.charges": 1, "environment.cleanliness": 1}
+    assert t["micro_recall"] == 1.0  # not scored as errors: the data cannot say they are wrong
     e = scoring.score_evidence([ex], [rec])
     assert e["hit_rate"] == 1.0 and e["char_recall"] == 1.0 and e["char_precision"] == pytest.approx(2 / 5)
     assert e["topic_evidence_hit"] == 1.0 and e["topic_evidence_n"] == 1
