@@ -88,6 +88,13 @@ class TrainConfig:
             named = getattr(config, key)
             if named is not None and not (Path(named) / "config.json").is_file():
                 raise InvalidInputError(f"{path}: {key} names {named}, which is not a model directory (no config.json).")
+        layers = config.encoder_layers
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers) or len(set(layers)) != len(layers):
+            raise InvalidInputError(
+                f"{path}: encoder_layers must list distinct layer numbers of the base (0 is the first), got {list(layers)}."
+            )
+        if config.distill_weight < 0 or config.distill_temperature <= 0:
+            raise InvalidInputError(f"{path}: distill_weight must be >= 0 and distill_temperature > 0.")
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

@@ -295,3 +295,19 @@ def test_a_distilled_student_ends_closer_to_its_teacher(trained, setup):
             return float(distill_loss(model(**tokenize(model, texts)), teacher(**tokenize(teacher, texts)))[0])
 
     assert gap(taught) < gap(plain)
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("encoder_layers: [1, 1, 3]", "distinct layer numbers"),
+    ("encoder_layers: [one, two]", "distinct layer numbers"),
+    ("encoder_layers: [-1]", "distinct layer numbers"),
+    ("distill_temperature: 0", "distill_temperature > 0"),
+])
+def test_a_config_with_impossible_student_settings_is_refused(tmp_path, line, says):
+    from nlp.errors import InvalidInputError
+
+    path = tmp_path / "student.yaml"
+    path.write_text(f"{line}\nmixture: {{waimai_10k: 1.0}}\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=says):
+        TrainConfig.from_yaml(path)
+
