@@ -162,6 +162,8 @@ def train(
         autocast = contextlib.nullcontext()
     sampler = MixtureSampler(train_pools, config.mixture, config.batch_size, config.seed)
     teacher = _teacher(config, Path(base_dir), model, device) if config.teacher else None
+    if teacher is not None:  # recorded now: the directory may hold another model by the time training ends
+        model.config = model.config.with_(training={**model.config.training, "teacher": teacher.config.model_id})
 
     head_params = [p for p in model.heads.parameters() if p.requires_grad]
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -234,8 +236,7 @@ def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, hist
         trained_topic_ids=model.config.topic_ids,
         trained_touchpoint_ids=model.config.touchpoint_ids,
         training={"config": config.to_dict(), "data": sources, "history": history,
-                  **({"teacher": ClassifierConfig.load(Path(config.teacher)).model_id} if config.teacher else {}),
-                  **({"parent": model.config.training["parent"]} if "parent" in model.config.training else {})},
+                  **{k: model.config.training[k] for k in ("parent", "teacher") if k in model.config.training}},
         package_versions=_versions(),
     )
     for name in ("adapter", "heads.safetensors", "taxonomy.yaml", "config.json"):
