@@ -51,6 +51,7 @@ def evaluate(
         with exit_on_error():
             if recipe:
                 _add_recipes(recipe, out=out, settings=settings, retrain=retrain)
+            classifier = None
             if suite:
                 from evaluation.run import check_suite_names, rerun_suites
 
@@ -59,7 +60,7 @@ def evaluate(
                 rerun_suites(suite, predict_fn=classifier_predict_fn(classifier), model_name=classifier.model_id,
                              model_precision=classifier.precision.value, out_dir=out, data_dir=settings.data)
             if study:
-                classifier = load_classifier(settings, model)
+                classifier = classifier or load_classifier(settings, model)  # loaded once for --suite and --study
                 for name in study:
                     run_study(name, out, classify_fn=classifier.classify)
             err_console.print(f"wrote {rerender(out)}" + (f" and {out / 'results.json'}" if recipe or suite else ""))
