@@ -38,6 +38,11 @@ class TrainConfig:
     mixture: dict[str, float] = field(default_factory=dict)
     # data sets whose topic space is taken as exhaustive for labelled examples (see TargetBuilder)
     assume_closed: tuple[str, ...] = ()
+    # training-only negatives from domain knowledge: {data set: {topic: [gates]}}; a labelled train
+    # text of that set is taken as not about the topic (a leaf or level-1 id) unless one of its
+    # labels falls under a gate (e.g. restaurant sentences are not about couriers; not about
+    # cleanliness unless they carry an ambience label). Dev and evaluation never use it.
+    assume_absent: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # how a level-1 label (e.g. "service") scores its leaves: "max" (v0.1.0) or "noisy_or"
     group_loss: str = "max"
     # "bce": topics are multi-label; "softmax": exactly one topic per text (intent benchmarks)
@@ -75,11 +80,16 @@ class TrainConfig:
             for key in ("assume_closed", "encoder_layers"):
                 if key in data:
                     data[key] = tuple(data[key] or ())
+            if "assume_absent" in data:
+                data["assume_absent"] = _absent_rules(data["assume_absent"], path)
             config = cls(**data)
         except TypeError as exc:
             raise InvalidInputError(f"Invalid training config {path}: {exc}") from exc
         if not config.mixture:
             raise InvalidInputError(f"{path} names no data: add a `mixture:` mapping of data set -> share.")
+        stray = sorted(set(config.assume_absent) - set(config.mixture))
+        if stray:
+            raise InvalidInputError(f"{path}: assume_absent names data sets the mixture does not train on: {', '.join(stray)}.")
         if config.group_loss not in ("max", "noisy_or"):
             raise InvalidInputError(f"{path}: group_loss must be 'max' or 'noisy_or', got {config.group_loss!r}.")
         if config.topic_loss not in ("bce", "softmax"):
@@ -101,3 +111,23 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _absent_rules(raw: Any, path: Path) -> dict[str, dict[str, tuple[str, ...]]]:
+    """``assume_absent`` as {data set: {topic: (gate, ...)}}, or an error saying what is wrong."""
+    shape = "assume_absent must map a data set to a mapping of topic id -> list of gate ids ([] for none)"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{path}: {shape}; got {type(raw).__name__}.")
+    rules: dict[str, dict[str, tuple[str, ...]]] = {}
+    for dataset, topics in raw.items():
+        if not isinstance(topics, dict):
+            raise InvalidInputError(f"{path}: assume_absent.{dataset}: {shape}.")
+        rules[str(dataset)] = {}
+        for topic, gates in topics.items():
+            gates = gates or []
+            if not isinstance(gates, list) or not all(isinstance(g, str) and g for g in gates):
+                raise InvalidInputError(f"{path}: assume_absent.{dataset}.{topic}: {shape}; got {gates!r}.")
+            rules[str(dataset)][str(topic)] = tuple(gates)
+    return rules

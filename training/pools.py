@@ -50,7 +50,7 @@ def build_pools(
         if len(dv_ex) > dev_per_dataset:
             dv_ex = [dv_ex[i] for i in sorted(rng.choice(len(dv_ex), dev_per_dataset, replace=False))]
         train[name] = [builder.build(e, info, prepare(e.text)) for e in tr_ex]
-        dev[name] = [builder.build(e, info, prepare(e.text)) for e in dv_ex]
+        dev[name] = [builder.build(e, info, prepare(e.text), train=False) for e in dv_ex]
         log.info("%s: %d train, %d dev", name, len(train[name]), len(dev[name]))
     return train, dev
 

@@ -7,13 +7,14 @@ label ("service") is a *group* target: at least one leaf under it is present.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.classifier.config import POLARITY_LABELS, SENTIMENT_LABELS
 from models.taxonomy import Taxonomy
+from nlp.errors import InvalidInputError
 
 SENT_INDEX = {s: i for i, s in enumerate(SENTIMENT_LABELS)}
 POL_INDEX = {p: i for i, p in enumerate(POLARITY_LABELS)}
@@ -46,14 +47,20 @@ class TargetBuilder:
     def __init__(
         self, taxonomy: Taxonomy, topic_ids: Sequence[str], touchpoint_ids: Sequence[str],
         *, assume_closed: Sequence[str] = (),
+        assume_absent: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
         """``assume_closed`` names data sets whose whole topic space is taken as exhaustive for
         examples that carry a topic label (a training choice, e.g. single-reason tweets), where
-        the data set itself does not promise it; evaluation never uses this."""
+        the data set itself does not promise it; evaluation never uses this.
+
+        ``assume_absent`` ({data set: {topic: gates}}, see :class:`training.config.TrainConfig`)
+        adds negatives to *train* items only: the topic is taken as absent from a labelled text
+        of that set unless the text carries it or a label under one of its gates."""
         self.taxonomy = taxonomy
         self.assume_closed = frozenset(assume_closed)
         self.topic_ids = tuple(topic_ids)
         self.topic_index = {t: i for i, t in enumerate(topic_ids)}
+        self.assume_absent = {name: self._absent_rules(name, rules) for name, rules in (assume_absent or {}).items()}
         self.tp_index = {t: i for i, t in enumerate(touchpoint_ids)}
 
     def _leaves(self, node_id: str) -> tuple[int, ...]:
@@ -65,7 +72,19 @@ class TargetBuilder:
             return ()
         return tuple(self.topic_index[leaf] for leaf in leaves if leaf in self.topic_index)
 
-    def build(self, example, info, prepared_text: str) -> TrainItem:
+    def _absent_rules(self, dataset: str, rules: Mapping[str, Sequence[str]]) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
+        known = set(self.topic_ids) | set(self.taxonomy.level1_ids)
+        out = []
+        for node, gates in rules.items():
+            for named in (node, *gates):
+                if named not in known:
+                    raise InvalidInputError(
+                        f"assume_absent.{dataset}: {named!r} is not a topic of taxonomy {self.taxonomy.id}; "
+                        f"use a leaf or level-1 id ({', '.join(sorted(known))}).")
+            out.append((node, self._leaves(node), tuple(gates)))
+        return out
+
+    def build(self, example, info, prepared_text: str, *, train: bool = True) -> TrainItem:
         n_topics, n_tps = len(self.topic_index), len(self.tp_index)
         item = TrainItem(
             text=prepared_text,
@@ -94,6 +113,8 @@ class TargetBuilder:
                     item.topic_target[leaves[0]] = float(hit)
                 else:
                     item.groups.append((leaves, float(hit)))
+            if train:
+                self._mark_absent(item, info.name, labelled)
         for node in labelled:  # positives are known whatever the scheme
             leaves = self._leaves(node)
             if len(leaves) == 1:
@@ -116,6 +137,19 @@ class TargetBuilder:
                     item.tp_mask[self.tp_index[tp]] = True
                     item.tp_target[self.tp_index[tp]] = 1.0
         return item
+
+    def _mark_absent(self, item: TrainItem, dataset: str, labelled) -> None:
+        """The ``assume_absent`` negatives of one train text (positives are set after, and win)."""
+        def under(label: str, gate: str) -> bool:  # same node, or one is the other's level-1 group
+            return label == gate or label.startswith(gate + ".") or gate.startswith(label + ".")
+
+        for node, leaves, gates in self.assume_absent.get(dataset, ()):
+            if any(under(label, node) or under(label, g) for label in labelled for g in (node, *gates)):
+                continue
+            for leaf in leaves:
+                if not item.topic_mask[leaf]:
+                    item.topic_mask[leaf] = True
+                    item.topic_target[leaf] = 0.0
 
     def _leaf_id(self, index: int) -> str:
         return self.topic_ids[index]

@@ -43,6 +43,22 @@ def test_a_small_config_reads_its_values(tmp_path):
     assert config.to_dict()["mixture"] == config.mixture
 
 
+def test_assume_absent_reads_as_rules_and_a_data_set_outside_the_mixture_is_refused(tmp_path):
+    path = write(tmp_path, "mixture: {mams_acsa: 1.0}\n"
+                           "assume_absent:\n  mams_acsa:\n    delivery.courier: []\n"
+                           "    environment.cleanliness: [environment]\n")
+    config = TrainConfig.from_yaml(path)
+    assert config.assume_absent == {"mams_acsa": {"delivery.courier": (), "environment.cleanliness": ("environment",)}}
+    path = write(tmp_path, "mixture: {mams_acsa: 1.0}\nassume_absent: {semeval2014_restaurants: {delivery.courier: []}}\n")
+    with pytest.raises(InvalidInputError) as err:
+        TrainConfig.from_yaml(path)
+    assert "semeval2014_restaurants" in err.value.message
+    path = write(tmp_path, "mixture: {mams_acsa: 1.0}\nassume_absent: {mams_acsa: [delivery.courier]}\n")
+    with pytest.raises(InvalidInputError) as err:
+        TrainConfig.from_yaml(path)
+    assert "assume_absent.mams_acsa" in err.value.message
+
+
 def test_an_unknown_setting_is_named_with_the_known_ones(tmp_path):
     path = write(tmp_path, "stpes: 10\nmixture: {waimai_10k: 1.0}\n")
     with pytest.raises(InvalidInputError) as err:

@@ -134,3 +134,44 @@ def test_seed_items_are_one_hot_over_their_own_label_space(builder):
     assert not it.tp_mask.any() and it.sentiment == -1 and it.source == "taxonomy-seeds"
     tp_items = [it for it in items if it.tp_mask.any()]
     assert tp_items and all(it.tp_target.sum() == 1 and not it.topic_mask.any() for it in tp_items)
+
+
+def test_assume_absent_adds_domain_negatives_to_train_items_only_and_respects_gates():
+    rules = {"restaurants": {"delivery.courier": [], "environment.cleanliness": ["environment"],
+                             "aftersales": []}}
+    absent = TargetBuilder(TAX, T, P, assume_absent=rules)
+    scheme = info(topic_space=frozenset({"product.quality", "environment.facilities"}),
+                  closed_topics=frozenset({"product.quality", "environment.facilities"}))
+    food = example("The pasta was superb", sentiment="positive", topics=(("product.quality", "positive"),))
+    courier, clean = T.index("delivery.courier"), T.index("environment.cleanliness")
+    returns, warranty = T.index("aftersales.returns"), T.index("aftersales.warranty")
+    item = absent.build(food, scheme, food.text)
+    for leaf in (courier, clean, returns, warranty):  # a level-1 rule covers each of its leaves
+        assert item.topic_mask[leaf] and item.topic_target[leaf] == 0.0
+    assert item.topic_target[T.index("product.quality")] == 1.0
+    # a text with a label under the gate keeps cleanliness unknown (ambience may be cleanliness)
+    room = example("Cramped and grimy dining room", sentiment="negative",
+                   topics=(("environment.facilities", "negative"),))
+    item = absent.build(room, scheme, room.text)
+    assert not item.topic_mask[clean] and item.topic_mask[courier]
+    # a text labelled with the topic itself keeps it positive
+    rider = example("The delivery guy was rude", topics=(("delivery.courier", "negative"),))
+    item = absent.build(rider, scheme, rider.text)
+    assert item.topic_target[courier] == 1.0
+    # dev items (train=False) and builders without the rule are left as the data set says
+    assert not absent.build(food, scheme, food.text, train=False).topic_mask[courier]
+    assert not TargetBuilder(TAX, T, P).build(food, scheme, food.text).topic_mask[courier]
+    # other data sets are untouched
+    other = example("The pasta was superb", dataset="acos", topics=(("product.quality", "positive"),))
+    assert not absent.build(other, info("acos"), other.text).topic_mask[courier]
+
+
+def test_assume_absent_naming_an_unknown_topic_is_refused_by_name():
+    from nlp.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as err:
+        TargetBuilder(TAX, T, P, assume_absent={"restaurants": {"delivery.courrier": []}})
+    assert "delivery.courrier" in err.value.message
+    with pytest.raises(InvalidInputError) as err:
+        TargetBuilder(TAX, T, P, assume_absent={"restaurants": {"delivery.courier": ["ambience"]}})
+    assert "'ambience'" in err.value.message
