@@ -57,25 +57,31 @@ class PrototypeHead(nn.Module):
 
     def clause_logits(
         self,
-        hidden: torch.Tensor,  # T, d: one text
-        pooled: torch.Tensor,  # d
-        clauses: torch.Tensor,  # C, T (bool: the clause's content tokens; each clause has some)
+        hidden: torch.Tensor,  # B, T, d: the texts of a batch
+        pooled: torch.Tensor,  # B, d
+        clauses: torch.Tensor,  # B, C, T (bool: each clause's content tokens; padding clauses have none)
+        text_index: torch.Tensor,  # k: the text each asked node belongs to
         prototypes: torch.Tensor,  # k, d: the nodes asked about
         node_offset: torch.Tensor,  # k, d
         node_bias: torch.Tensor,  # k
     ) -> torch.Tensor:
-        """Each node's detection logit when it may attend within one clause only: (k, C).
+        """Each asked node's detection logit in its text when it may attend within one clause
+        only: (k, C); a padding clause (no tokens) gets ``-inf``.
 
         The same computation as :meth:`forward`, with the attention confined to a clause: the
-        clause where the node is most detectable is its evidence.
+        clause where the node is most detectable is its evidence. All texts of a batch in one
+        pass, so the cost is a few tensor operations per batch rather than per text.
         """
         query = self.proto_proj(prototypes) + node_offset  # k, d
-        scores = (query @ self.key(hidden).T) * self.scale  # k, T
-        scores = scores[:, None, :].masked_fill(~clauses[None], torch.finfo(scores.dtype).min)  # k, C, T
-        gathered = scores.softmax(dim=-1) @ hidden  # k, C, d
+        keys = self.key(hidden)  # B, T, d
+        scores = torch.einsum("kd,ktd->kt", query, keys[text_index]) * self.scale  # k, T
+        inside = clauses[text_index]  # k, C, T
+        scores = scores[:, None, :].masked_fill(~inside, torch.finfo(scores.dtype).min)  # k, C, T
+        gathered = torch.einsum("kct,ktd->kcd", scores.softmax(dim=-1), hidden[text_index])  # k, C, d
         q = query[:, None, :].expand_as(gathered)
-        feats = torch.cat([gathered, gathered * q, pooled * q], dim=-1)
-        return self.detect(feats).squeeze(-1) + node_bias[:, None]
+        feats = torch.cat([gathered, gathered * q, pooled[text_index][:, None, :] * q], dim=-1)
+        logits = self.detect(feats).squeeze(-1) + node_bias[:, None]
+        return logits.masked_fill(~inside.any(dim=-1), float("-inf"))
 
 
 class CemHeads(nn.Module):

@@ -136,14 +136,18 @@ class Classifier:
         return prepare(item.text, lang=item.lang)
 
     # the whole pipeline ---------------------------------------------------------------------
-    def classify(self, items: Sequence[ClassifyItem | dict]) -> list[dict[str, Any]]:
-        return self.classify_with_embeddings(items)[0]
+    def classify(self, items: Sequence[ClassifyItem | dict], *,
+                 on_batch: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        return self.classify_with_embeddings(items, on_batch=on_batch)[0]
 
-    def classify_with_embeddings(self, items: Sequence[ClassifyItem | dict]) -> tuple[list[dict[str, Any]], np.ndarray]:
+    def classify_with_embeddings(self, items: Sequence[ClassifyItem | dict], *, on_batch: Callable[[int], None] | None = None,
+                                 ) -> tuple[list[dict[str, Any]], np.ndarray]:
         """Classify, and also return each text's L2-normalised embedding from the model's own encoder.
 
         The embeddings (one row per item, in input order; a row of NaN for an item that failed) are
-        what issue clustering uses, so analysis loads one model, not two.
+        what issue clustering uses, so analysis loads one model, not two. ``on_batch(n)`` is called
+        as each batch of ``n`` texts is done (progress bars); rejected items are counted first.
+        Texts are length-sorted across all of ``items``: the more items a call gets, the less padding.
         """
         items = [it if isinstance(it, ClassifyItem) else ClassifyItem(**it) for it in items]
         results: list[dict[str, Any] | None] = [None] * len(items)
@@ -154,54 +158,81 @@ class Classifier:
                 prepared.append((i, self._prepare(item)))
             except VerbatimError as exc:
                 results[i] = {"id": item.id, "error": {"code": exc.code, "message": exc.message}}
+        if on_batch is not None and len(prepared) < len(items):
+            on_batch(len(items) - len(prepared))
         for chunk in self._batches(prepared):
-            batch_results, batch_emb = self._run_batch([p for _, p in chunk])
-            for row, ((i, prep), res) in enumerate(zip(chunk, batch_results, strict=True)):
+            batch_results, batch_emb = self._run_batch([p for _, p, _ in chunk], [e for _, _, e in chunk])
+            for row, ((i, prep, _), res) in enumerate(zip(chunk, batch_results, strict=True)):
                 embeddings[i] = batch_emb[row]
                 res = {"id": items[i].id, **res}
                 if self.triage is not None:
                     res["triage"] = self.triage(res, prep)
                 res["model"] = self.model_id
                 results[i] = res
+            if on_batch is not None:
+                on_batch(len(chunk))
         return results, embeddings  # type: ignore[return-value]
 
     def _batches(self, prepared: list) -> list[list]:
-        """Length-sorted batches; a batch holds only texts of the same padded length."""
+        """``(index, prepared, encoding)`` in length-sorted batches; a batch holds only texts of the
+        same padded length. Each text is tokenised once, here; :meth:`_run_batch` only pads."""
         if not prepared:
             return []
         cfg = self.config
-        ids = self.model.tokenizer([cfg.text_prefix + p.text for _, p in prepared], truncation=True,
-                                   max_length=cfg.max_length)["input_ids"]
-        lengths = [len(x) for x in ids]
-        order = sorted(range(len(prepared)), key=lambda k: lengths[k])
+        enc = self.model.tokenizer(
+            [cfg.text_prefix + p.text for _, p in prepared], truncation=True, max_length=cfg.max_length,
+            return_special_tokens_mask=True, return_offsets_mapping=True,
+        )
+        encoded = [(i, p, (ids, sp, off)) for (i, p), ids, sp, off in
+                   zip(prepared, enc["input_ids"], enc["special_tokens_mask"], enc["offset_mapping"], strict=True)]
+        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k][2][0]))
         batches: list[list] = []
-        for _, same in itertools.groupby(order, key=lambda k: -(-lengths[k] // PAD_TO_MULTIPLE)):
-            group = [prepared[k] for k in same]
+        for _, same in itertools.groupby(order, key=lambda k: -(-len(encoded[k][2][0]) // PAD_TO_MULTIPLE)):
+            group = [encoded[k] for k in same]
             batches += [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
         return batches
 
-    @torch.inference_mode()
-    def _run_batch(self, preps) -> tuple[list[dict[str, Any]], np.ndarray]:
-        cfg = self.config
-        tok = self.model.tokenizer(
-            [cfg.text_prefix + p.text for p in preps], padding=True, truncation=True, max_length=cfg.max_length,
-            pad_to_multiple_of=PAD_TO_MULTIPLE, return_special_tokens_mask=True, return_offsets_mapping=True, return_tensors="pt",
-        )
-        special = tok["special_tokens_mask"].clone()
+    def _pad(self, encodings: list) -> dict[str, torch.Tensor]:
+        """One batch's token ids, attention mask, special-token mask (the prefix counts as
+        special: it is not content) and character offsets, padded to a multiple of 8."""
+        width = -(-max(len(ids) for ids, _, _ in encodings) // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE
+        n = len(encodings)
+        input_ids = np.full((n, width), self.model.tokenizer.pad_token_id, dtype=np.int64)
+        attention = np.zeros((n, width), dtype=np.int64)
+        special = np.ones((n, width), dtype=np.int64)
+        offsets = np.zeros((n, width, 2), dtype=np.int64)
+        for b, (ids, sp, off) in enumerate(encodings):
+            input_ids[b, : len(ids)] = ids
+            attention[b, : len(ids)] = 1
+            special[b, : len(ids)] = sp
+            offsets[b, : len(ids)] = off
         special[:, 1 : 1 + self._prefix_tokens] = 1
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention),
+                "special": torch.from_numpy(special), "offsets": offsets - len(self.config.text_prefix)}
+
+    @torch.inference_mode()
+    def _run_batch(self, preps, encodings) -> tuple[list[dict[str, Any]], np.ndarray]:
+        tok = self._pad(encodings)
+        special = tok["special"]
         with self._lock:  # torch modules are not re-entrant across threads
             out = self.model(tok["input_ids"], tok["attention_mask"], special)
-        offsets = tok["offset_mapping"].numpy() - len(cfg.text_prefix)
+        offsets = tok["offsets"]
         arrays = {k: out[k].float().numpy() for k in ("sentiment", "topics", "polarity", "touchpoints")}  # what _postprocess reads
         pooled = torch.nn.functional.normalize(out["pooled"].float(), dim=-1).numpy()
-        results = []
-        for b, prep in enumerate(preps):
-            evidence = _Evidence(self, prep, out["hidden"][b].float(), out["pooled"][b].float(), offsets[b], special[b].numpy())
-            results.append(self._postprocess(b, prep, arrays, evidence))
+        found = self._found_topics(arrays["topics"])
+        spans = _Evidence(self, preps, out["hidden"].float(), out["pooled"].float(), offsets, special.numpy()).of(found)
+        results = [self._postprocess(b, prep, arrays, found[b], spans[b]) for b, prep in enumerate(preps)]
         return results, pooled
 
+    def _found_topics(self, topic_logits: np.ndarray) -> list[list[int]]:
+        """Each text's topics at or over the threshold, most confident first."""
+        p = _sigmoid(topic_logits / self.config.temperatures.get("topics", 1.0))
+        threshold = self.config.thresholds.get("topics", 0.5)
+        return [[int(n) for n in np.argsort(-row) if row[n] >= threshold] for row in p]
+
     # postprocess ----------------------------------------------------------------------------
-    def _postprocess(self, b: int, prep, a: dict[str, np.ndarray], evidence: _Evidence) -> dict[str, Any]:
+    def _postprocess(self, b: int, prep, a: dict[str, np.ndarray], found: list[int],
+                     spans: dict[int, dict[str, Any] | None]) -> dict[str, Any]:
         cfg, temps, th = self.config, self.config.temperatures, self.config.thresholds
         p = _softmax(a["sentiment"][b] / temps.get("sentiment", 1.0))
         label = SENTIMENT_LABELS[int(p.argmax())]
@@ -212,8 +243,6 @@ class Classifier:
             "uncertain": bool(p.max() < th.get("uncertain", 0.6)),
         }
         topic_p = _sigmoid(a["topics"][b] / temps.get("topics", 1.0))
-        found = [int(n) for n in np.argsort(-topic_p) if topic_p[n] >= th.get("topics", 0.5)]
-        spans = evidence.of(found)
         topics = []
         for n in found:
             pol = _softmax(a["polarity"][b][n] / temps.get("polarity", 1.0))
@@ -264,39 +293,54 @@ def _clauses(text: str):
 
 
 class _Evidence:
-    """Evidence for a text's topics: for each node, the clause where it is most detectable.
+    """Evidence for the topics of a batch's texts: for each node, the clause of its text where it
+    is most detectable.
 
     The node's head runs once per clause with its attention confined to that clause
-    (:meth:`PrototypeHead.clause_logits`), and the clause with the highest detection logit is the
-    evidence, as a span of the original text. (Picking the clause with the most attention mass
-    chose a wrong clause about half the time on zhijiang's gold spans.)
+    (:meth:`PrototypeHead.clause_logits`, all texts of the batch at once), and the clause with the
+    highest detection logit is the evidence, as a span of the original text. (Picking the clause
+    with the most attention mass chose a wrong clause about half the time on zhijiang's gold spans.)
     """
 
-    def __init__(self, clf: Classifier, prep, hidden: torch.Tensor, pooled: torch.Tensor, offsets: np.ndarray,
+    def __init__(self, clf: Classifier, preps, hidden: torch.Tensor, pooled: torch.Tensor, offsets: np.ndarray,
                  special: np.ndarray) -> None:
-        self.clf, self.prep, self.hidden, self.pooled = clf, prep, hidden, pooled
-        starts = offsets[:, 0]
-        self.clauses, masks = [], []
-        for clause in _clauses(prep.text):
-            inside = (starts >= clause.start) & (starts < clause.end) & (special == 0)
-            if inside.any():  # a clause cut off by truncation has no tokens: never evidence
-                self.clauses.append(clause)
-                masks.append(inside)
-        self.masks = torch.from_numpy(np.stack(masks)) if masks else None
+        self.clf, self.preps, self.hidden, self.pooled = clf, preps, hidden, pooled
+        self.clauses: list[list] = []
+        self.masks: list[list[np.ndarray]] = []
+        for b, prep in enumerate(preps):
+            starts = offsets[b][:, 0]
+            kept, masks = [], []
+            for clause in _clauses(prep.text):
+                inside = (starts >= clause.start) & (starts < clause.end) & (special[b] == 0)
+                if inside.any():  # a clause cut off by truncation has no tokens: never evidence
+                    kept.append(clause)
+                    masks.append(inside)
+            self.clauses.append(kept)
+            self.masks.append(masks)
 
-    def of(self, nodes: list[int]) -> dict[int, dict[str, Any] | None]:
-        if not nodes or self.masks is None:
-            return dict.fromkeys(nodes)
-        best = [0] * len(nodes)
-        if len(self.clauses) > 1:
-            model, index = self.clf.model, torch.tensor(nodes)
+    def of(self, found: list[list[int]]) -> list[dict[int, dict[str, Any] | None]]:
+        """For each text, {node: span or None} over its ``found`` nodes."""
+        best = [[0] * len(nodes) for nodes in found]
+        asked = [(b, k, n) for b, nodes in enumerate(found) if len(self.clauses[b]) > 1 for k, n in enumerate(nodes)]
+        if asked:
+            width = max(len(self.clauses[b]) for b, _, _ in asked)
+            masks = np.zeros((len(self.preps), width, self.hidden.shape[1]), dtype=bool)
+            for b in {b for b, _, _ in asked}:
+                masks[b, : len(self.masks[b])] = np.stack(self.masks[b])
+            model = self.clf.model
+            nodes = torch.tensor([n for _, _, n in asked])
             with self.clf._lock, torch.inference_mode():
                 logits = model.heads.topics.clause_logits(
-                    self.hidden, self.pooled, self.masks, model.topic_protos[index],
-                    model.heads.topic_offset[index], model.heads.topic_bias[index])
-            best = logits.argmax(dim=1).tolist()
-        return {n: self._span(self.clauses[c]) for n, c in zip(nodes, best, strict=True)}
+                    self.hidden, self.pooled, torch.from_numpy(masks), torch.tensor([b for b, _, _ in asked]),
+                    model.topic_protos[nodes], model.heads.topic_offset[nodes], model.heads.topic_bias[nodes])
+            for (b, k, _), c in zip(asked, logits.argmax(dim=1).tolist(), strict=True):
+                best[b][k] = c
+        return [
+            {n: self._span(b, self.clauses[b][c]) if self.clauses[b] else None for n, c in zip(nodes, best[b], strict=True)}
+            for b, nodes in enumerate(found)
+        ]
 
-    def _span(self, clause) -> dict[str, Any]:
-        start, end = self.prep.to_original(clause.start, clause.end)
-        return {"start": int(start), "end": int(end), "text": self.prep.original[start:end]}
+    def _span(self, b: int, clause) -> dict[str, Any]:
+        prep = self.preps[b]
+        start, end = prep.to_original(clause.start, clause.end)
+        return {"start": int(start), "end": int(end), "text": prep.original[start:end]}

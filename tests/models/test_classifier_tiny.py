@@ -215,7 +215,7 @@ def test_default_thresholds_report_only_confident_nodes(classifier):
 
 
 def signature(res: dict) -> tuple:
-    return (res["id"], res["sentiment"]["label"], [t["id"] for t in res["topics"]]), (
+    return (res["id"], res["sentiment"]["label"], [(t["id"], t["evidence"]) for t in res["topics"]]), (
         res["sentiment"]["score"], [t["confidence"] for t in res["topics"]])
 
 
@@ -231,9 +231,10 @@ def test_results_come_back_in_input_order_whatever_the_batching(open_classifier)
         for res in results:
             (key, scores), (key_alone, scores_alone) = signature(res), signature(alone[res["id"]])
             assert key[0] == key_alone[0] and key[1] == key_alone[1]
+            assert dict(key[2]) == dict(key_alone[2])  # each topic's evidence, batched as alone
             assert scores[0] == pytest.approx(scores_alone[0], abs=2e-3)
-            assert dict(zip(key[2], scores[1], strict=True)) == pytest.approx(
-                dict(zip(key_alone[2], scores_alone[1], strict=True)), abs=2e-3)
+            assert dict(zip([t for t, _ in key[2]], scores[1], strict=True)) == pytest.approx(
+                dict(zip([t for t, _ in key_alone[2]], scores_alone[1], strict=True)), abs=2e-3)
 
 
 def test_a_bad_item_gets_an_error_in_its_place_and_the_rest_classify(classifier):
@@ -244,8 +245,10 @@ def test_a_bad_item_gets_an_error_in_its_place_and_the_rest_classify(classifier)
         {"id": "french", "text": "Le colis est arrivé en retard", "lang": "fr"},
         {"id": "ok3", "text": TEXTS[3], "lang": "zh"},
     ]
-    results = classifier.classify(items)
+    done: list[int] = []
+    results = classifier.classify(items, on_batch=done.append)
     assert [r["id"] for r in results] == [it["id"] for it in items]
+    assert done[0] == 2 and sum(done) == len(items)  # progress counts the rejected too, first
     for res in (results[1], results[3]):
         assert set(res) == {"id", "error"} and res["error"]["code"] == "invalid_input"
     assert "empty" in results[1]["error"]["message"]
