@@ -53,7 +53,8 @@ def write_bundle(
     config = TrainConfig.from_yaml(config_path)
     taxonomy = load_taxonomy(config.taxonomy) if config.taxonomy else default_taxonomy()
     builder = TargetBuilder(taxonomy, taxonomy.leaf_ids, taxonomy.touchpoint_ids,
-                            assume_closed=config.assume_closed, assume_absent=config.assume_absent)
+                            assume_closed=config.assume_closed, assume_absent=config.assume_absent,
+                                weak_topics=config.weak_topics)
     train, dev = build_pools(
         list(config.mixture), builder, _prepare_text, dev_per_dataset=config.dev_per_dataset,
         max_train=config.max_train_per_dataset, seed=config.seed,

@@ -43,6 +43,11 @@ class TrainConfig:
     # labels falls under a gate (e.g. restaurant sentences are not about couriers; not about
     # cleanliness unless they carry an ambience label). Dev and evaluation never use it.
     assume_absent: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # training-only weak positives: {topic: {lang: regex}}; a train text (any data set but the
+    # seeds) whose language's pattern matches is taken as about the topic, unless its data set's
+    # own scheme says the topic is absent. For topics no data set labels (e.g. cleanliness of a
+    # place, which SemEval files under ambience). Dev and evaluation never use it.
+    weak_topics: dict[str, dict[str, str]] = field(default_factory=dict)
     # how a level-1 label (e.g. "service") scores its leaves: "max" (v0.1.0) or "noisy_or"
     group_loss: str = "max"
     # "bce": topics are multi-label; "softmax": exactly one topic per text (intent benchmarks)
@@ -80,6 +85,8 @@ class TrainConfig:
             for key in ("assume_closed", "encoder_layers"):
                 if key in data:
                     data[key] = tuple(data[key] or ())
+            if "weak_topics" in data:
+                data["weak_topics"] = _weak_topics(data["weak_topics"], path)
             if "assume_absent" in data:
                 data["assume_absent"] = _absent_rules(data["assume_absent"], path)
             config = cls(**data)
@@ -131,3 +138,26 @@ def _absent_rules(raw: Any, path: Path) -> dict[str, dict[str, tuple[str, ...]]]
                 raise InvalidInputError(f"{path}: assume_absent.{dataset}.{topic}: {shape}; got {gates!r}.")
             rules[str(dataset)][str(topic)] = tuple(gates)
     return rules
+
+
+def _weak_topics(raw: Any, path: Path) -> dict[str, dict[str, str]]:
+    """``weak_topics`` as {topic: {lang: pattern}}, each pattern compiled once to check it."""
+    import re
+
+    shape = "weak_topics must map a topic id to a mapping of language (zh, en) -> regular expression"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise InvalidInputError(f"{path}: {shape}.")
+    out: dict[str, dict[str, str]] = {}
+    for topic, patterns in raw.items():
+        out[str(topic)] = {}
+        for lang, pattern in patterns.items():
+            if lang not in ("zh", "en") or not isinstance(pattern, str) or not pattern:
+                raise InvalidInputError(f"{path}: weak_topics.{topic}: {shape}; got {lang!r}: {pattern!r}.")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise InvalidInputError(f"{path}: weak_topics.{topic}.{lang} is not a valid regular expression: {exc}.") from None
+            out[str(topic)][lang] = pattern
+    return out

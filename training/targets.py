@@ -7,6 +7,7 @@ label ("service") is a *group* target: at least one leaf under it is present.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ class TargetBuilder:
         self, taxonomy: Taxonomy, topic_ids: Sequence[str], touchpoint_ids: Sequence[str],
         *, assume_closed: Sequence[str] = (),
         assume_absent: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        weak_topics: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """``assume_closed`` names data sets whose whole topic space is taken as exhaustive for
         examples that carry a topic label (a training choice, e.g. single-reason tweets), where
@@ -55,12 +57,19 @@ class TargetBuilder:
 
         ``assume_absent`` ({data set: {topic: gates}}, see :class:`training.config.TrainConfig`)
         adds negatives to *train* items only: the topic is taken as absent from a labelled text
-        of that set unless the text carries it or a label under one of its gates."""
+        of that set unless the text carries it or a label under one of its gates. ``weak_topics``
+        ({topic: {lang: regex}}) adds positives to *train* items whose text matches, where the data
+        set's own scheme leaves the topic unknown."""
         self.taxonomy = taxonomy
         self.assume_closed = frozenset(assume_closed)
         self.topic_ids = tuple(topic_ids)
         self.topic_index = {t: i for i, t in enumerate(topic_ids)}
         self.assume_absent = {name: self._absent_rules(name, rules) for name, rules in (assume_absent or {}).items()}
+        self.weak_topics = []
+        for topic, patterns in (weak_topics or {}).items():
+            if topic not in self.topic_index:
+                raise InvalidInputError(f"weak_topics: {topic!r} is not a leaf topic of taxonomy {self.taxonomy.id}.")
+            self.weak_topics.append((self.topic_index[topic], {lang: re.compile(p) for lang, p in patterns.items()}))
         self.tp_index = {t: i for i, t in enumerate(touchpoint_ids)}
 
     def _leaves(self, node_id: str) -> tuple[int, ...]:
@@ -114,6 +123,7 @@ class TargetBuilder:
                 else:
                     item.groups.append((leaves, float(hit)))
             if train:
+                self._mark_weak(item, example.lang, prepared_text)
                 self._mark_absent(item, info.name, labelled)
         for node in labelled:  # positives are known whatever the scheme
             leaves = self._leaves(node)
@@ -137,6 +147,14 @@ class TargetBuilder:
                     item.tp_mask[self.tp_index[tp]] = True
                     item.tp_target[self.tp_index[tp]] = 1.0
         return item
+
+    def _mark_weak(self, item: TrainItem, lang: str, text: str) -> None:
+        """The ``weak_topics`` positives of one train text, where its scheme said nothing."""
+        for leaf, patterns in self.weak_topics:
+            pattern = patterns.get(str(getattr(lang, "value", lang)))
+            if pattern is not None and not item.topic_mask[leaf] and pattern.search(text):
+                item.topic_mask[leaf] = True
+                item.topic_target[leaf] = 1.0
 
     def _mark_absent(self, item: TrainItem, dataset: str, labelled) -> None:
         """The ``assume_absent`` negatives of one train text (positives are set after, and win)."""

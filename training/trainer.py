@@ -149,7 +149,8 @@ def train(
         train_pools, dev = load_pools(pools_file)
     else:
         builder = TargetBuilder(taxonomy, model.config.topic_ids, model.config.touchpoint_ids,
-                                assume_closed=config.assume_closed, assume_absent=config.assume_absent)
+                                assume_closed=config.assume_closed, assume_absent=config.assume_absent,
+                                weak_topics=config.weak_topics)
         train_pools, dev = build_pools(
             list(config.mixture), builder, _prepare_text, dev_per_dataset=config.dev_per_dataset,
             max_train=config.max_train_per_dataset, seed=config.seed,

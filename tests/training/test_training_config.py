@@ -59,6 +59,18 @@ def test_assume_absent_reads_as_rules_and_a_data_set_outside_the_mixture_is_refu
     assert "assume_absent.mams_acsa" in err.value.message
 
 
+def test_weak_topics_read_as_patterns_and_a_broken_pattern_is_named(tmp_path):
+    path = write(tmp_path, "mixture: {mams_acsa: 1.0}\nweak_topics: {environment.cleanliness: {en: 'dirty|filthy'}}\n")
+    assert TrainConfig.from_yaml(path).weak_topics == {"environment.cleanliness": {"en": "dirty|filthy"}}
+    path = write(tmp_path, "mixture: {mams_acsa: 1.0}\nweak_topics: {environment.cleanliness: {en: '(dirty'}}\n")
+    with pytest.raises(InvalidInputError) as err:
+        TrainConfig.from_yaml(path)
+    assert "weak_topics.environment.cleanliness.en" in err.value.message
+    path = write(tmp_path, "mixture: {mams_acsa: 1.0}\nweak_topics: {environment.cleanliness: {fr: sale}}\n")
+    with pytest.raises(InvalidInputError):
+        TrainConfig.from_yaml(path)
+
+
 def test_an_unknown_setting_is_named_with_the_known_ones(tmp_path):
     path = write(tmp_path, "stpes: 10\nmixture: {waimai_10k: 1.0}\n")
     with pytest.raises(InvalidInputError) as err:

@@ -175,3 +175,25 @@ def test_assume_absent_naming_an_unknown_topic_is_refused_by_name():
     with pytest.raises(InvalidInputError) as err:
         TargetBuilder(TAX, T, P, assume_absent={"restaurants": {"delivery.courier": ["ambience"]}})
     assert "'ambience'" in err.value.message
+
+
+def test_weak_topics_mark_matching_train_texts_unless_the_scheme_says_absent():
+    weak = TargetBuilder(TAX, T, P, weak_topics={"environment.cleanliness": {"en": r"(?i)\bdirty\b", "zh": "房间.{0,4}脏"}},
+                         assume_absent={"restaurants": {"environment.cleanliness": ["environment"]}})
+    clean = T.index("environment.cleanliness")
+    scheme = info(topic_space=frozenset({"product.quality"}), closed_topics=frozenset({"product.quality"}))
+    dirty = example("Dirty tables and cold pasta", topics=(("product.quality", "negative"),))
+    item = weak.build(dirty, scheme, dirty.text)
+    assert item.topic_mask[clean] and item.topic_target[clean] == 1.0  # the weak positive wins over assume_absent
+    assert not weak.build(dirty, scheme, dirty.text, train=False).topic_mask[clean]  # never on dev items
+    pasta = example("Cold pasta", topics=(("product.quality", "negative"),))
+    assert weak.build(pasta, scheme, pasta.text).topic_target[clean] == 0.0  # no match: assume_absent applies
+    # a sentiment-only Chinese review gets the weak topic from its own language's pattern
+    room = Example(id="h1", dataset="hotels", split="train", lang="zh", text="房间很脏，不会再来", sentiment="negative")
+    item = weak.build(room, info("hotels"), room.text)
+    assert np.flatnonzero(item.topic_mask).tolist() == [clean] and item.topic_target[clean] == 1.0
+    # a scheme that can say the topic is absent keeps its word
+    closed = info(topic_space=frozenset({"environment.cleanliness"}), closed_topics=frozenset({"environment.cleanliness"}))
+    assert weak.build(pasta, closed, "Dirty? No, spotless").topic_target[clean] == 0.0
+    with pytest.raises(Exception, match="environment.clean'"):
+        TargetBuilder(TAX, T, P, weak_topics={"environment.clean": {"en": "dirty"}})
