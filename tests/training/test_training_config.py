@@ -33,6 +33,20 @@ def test_the_shipped_default_config_loads_and_names_known_data():
     assert sum(config.mixture.values()) == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "training" / "configs").glob("*.yaml")))
+def test_every_shipped_config_loads_and_names_known_data(name):
+    from models.taxonomy import default_taxonomy
+    from training.data import DATASETS
+    from training.pools import SEEDS
+    from training.targets import TargetBuilder
+
+    config = TrainConfig.from_yaml(REPO / "training" / "configs" / name)
+    assert set(config.mixture) <= set(DATASETS) | {SEEDS}
+    tax = default_taxonomy()  # its training-only rules name real topics (checked when built)
+    TargetBuilder(tax, tax.leaf_ids, tax.touchpoint_ids, assume_absent=config.assume_absent,
+                  weak_topics=config.weak_topics)
+
+
 def test_a_small_config_reads_its_values(tmp_path):
     path = write(tmp_path, "steps: 30\nbatch_size: 4\nassume_closed: [twitter_us_airline]\n"
                            "mixture:\n  waimai_10k: 0.7\n  taxonomy-seeds: 0.3\n")
