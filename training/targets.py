@@ -149,10 +149,12 @@ class TargetBuilder:
         return item
 
     def _mark_weak(self, item: TrainItem, lang: str, text: str) -> None:
-        """The ``weak_topics`` positives of one train text, where its scheme said nothing."""
+        """The ``weak_topics`` positives of one train text, where its scheme said nothing (neither
+        about the leaf nor about a group holding it)."""
         for leaf, patterns in self.weak_topics:
             pattern = patterns.get(str(getattr(lang, "value", lang)))
-            if pattern is not None and not item.topic_mask[leaf] and pattern.search(text):
+            known = item.topic_mask[leaf] or any(leaf in group for group, _ in item.groups)
+            if pattern is not None and not known and pattern.search(text):
                 item.topic_mask[leaf] = True
                 item.topic_target[leaf] = 1.0
 
@@ -162,7 +164,7 @@ class TargetBuilder:
             return label == gate or label.startswith(gate + ".") or gate.startswith(label + ".")
 
         for node, leaves, gates in self.assume_absent.get(dataset, ()):
-            if any(under(label, node) or under(label, g) for label in labelled for g in (node, *gates)):
+            if any(under(label, g) for label in labelled for g in (node, *gates)):
                 continue
             for leaf in leaves:
                 if not item.topic_mask[leaf]:

@@ -195,5 +195,8 @@ def test_weak_topics_mark_matching_train_texts_unless_the_scheme_says_absent():
     # a scheme that can say the topic is absent keeps its word
     closed = info(topic_space=frozenset({"environment.cleanliness"}), closed_topics=frozenset({"environment.cleanliness"}))
     assert weak.build(pasta, closed, "Dirty? No, spotless").topic_target[clean] == 0.0
+    grouped = info(topic_space=frozenset({"environment"}), closed_topics=frozenset({"environment"}))
+    item = weak.build(pasta, grouped, "Dirty tables")  # a closed level-1 group: its scheme said no
+    assert item.topic_target[clean] == 0.0 and any(clean in g and v == 0.0 for g, v in item.groups)
     with pytest.raises(Exception, match="environment.clean'"):
         TargetBuilder(TAX, T, P, weak_topics={"environment.clean": {"en": "dirty"}})
