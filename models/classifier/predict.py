@@ -219,19 +219,20 @@ class Classifier:
         offsets = tok["offsets"]
         arrays = {k: out[k].float().numpy() for k in ("sentiment", "topics", "polarity", "touchpoints")}  # what _postprocess reads
         pooled = torch.nn.functional.normalize(out["pooled"].float(), dim=-1).numpy()
-        found = self._found_topics(arrays["topics"])
-        spans = _Evidence(self, preps, out["hidden"].float(), out["pooled"].float(), offsets, special.numpy()).of(found)
-        results = [self._postprocess(b, prep, arrays, found[b], spans[b]) for b, prep in enumerate(preps)]
+        topic_p, found = self._found_topics(arrays["topics"])
+        spans = _Evidence(self, preps, found, out["hidden"].float(), out["pooled"].float(), offsets, special.numpy()).spans()
+        results = [self._postprocess(b, prep, arrays, topic_p[b], found[b], spans[b]) for b, prep in enumerate(preps)]
         return results, pooled
 
-    def _found_topics(self, topic_logits: np.ndarray) -> list[list[int]]:
-        """Each text's topics at or over the threshold, most confident first."""
+    def _found_topics(self, topic_logits: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+        """Calibrated topic probabilities, and each text's topics at or over the threshold, most
+        confident first."""
         p = _sigmoid(topic_logits / self.config.temperatures.get("topics", 1.0))
         threshold = self.config.thresholds.get("topics", 0.5)
-        return [[int(n) for n in np.argsort(-row) if row[n] >= threshold] for row in p]
+        return p, [[int(n) for n in np.argsort(-row) if row[n] >= threshold] for row in p]
 
     # postprocess ----------------------------------------------------------------------------
-    def _postprocess(self, b: int, prep, a: dict[str, np.ndarray], found: list[int],
+    def _postprocess(self, b: int, prep, a: dict[str, np.ndarray], topic_p: np.ndarray, found: list[int],
                      spans: dict[int, dict[str, Any] | None]) -> dict[str, Any]:
         cfg, temps, th = self.config, self.config.temperatures, self.config.thresholds
         p = _softmax(a["sentiment"][b] / temps.get("sentiment", 1.0))
@@ -242,7 +243,6 @@ class Classifier:
             "confidence": round(float(p.max()), 4),
             "uncertain": bool(p.max() < th.get("uncertain", 0.6)),
         }
-        topic_p = _sigmoid(a["topics"][b] / temps.get("topics", 1.0))
         topics = []
         for n in found:
             pol = _softmax(a["polarity"][b][n] / temps.get("polarity", 1.0))
@@ -302,15 +302,15 @@ class _Evidence:
     with the most attention mass chose a wrong clause about half the time on zhijiang's gold spans.)
     """
 
-    def __init__(self, clf: Classifier, preps, hidden: torch.Tensor, pooled: torch.Tensor, offsets: np.ndarray,
-                 special: np.ndarray) -> None:
-        self.clf, self.preps, self.hidden, self.pooled = clf, preps, hidden, pooled
+    def __init__(self, clf: Classifier, preps, found: list[list[int]], hidden: torch.Tensor, pooled: torch.Tensor,
+                 offsets: np.ndarray, special: np.ndarray) -> None:
+        self.clf, self.preps, self.found, self.hidden, self.pooled = clf, preps, found, hidden, pooled
         self.clauses: list[list] = []
         self.masks: list[list[np.ndarray]] = []
         for b, prep in enumerate(preps):
             starts = offsets[b][:, 0]
             kept, masks = [], []
-            for clause in _clauses(prep.text):
+            for clause in _clauses(prep.text) if found[b] else ():  # no topic, no evidence to find
                 inside = (starts >= clause.start) & (starts < clause.end) & (special[b] == 0)
                 if inside.any():  # a clause cut off by truncation has no tokens: never evidence
                     kept.append(clause)
@@ -318,8 +318,9 @@ class _Evidence:
             self.clauses.append(kept)
             self.masks.append(masks)
 
-    def of(self, found: list[list[int]]) -> list[dict[int, dict[str, Any] | None]]:
-        """For each text, {node: span or None} over its ``found`` nodes."""
+    def spans(self) -> list[dict[int, dict[str, Any] | None]]:
+        """For each text, {node: span or None} over its found nodes."""
+        found = self.found
         best = [[0] * len(nodes) for nodes in found]
         asked = [(b, k, n) for b, nodes in enumerate(found) if len(self.clauses[b]) > 1 for k, n in enumerate(nodes)]
         if asked:
