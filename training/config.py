@@ -43,6 +43,9 @@ class TrainConfig:
     # labels falls under a gate (e.g. restaurant sentences are not about couriers; not about
     # cleanliness unless they carry an ambience label). Dev and evaluation never use it.
     assume_absent: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # False: those negatives skip a node in a step where node dropout left it its text alone, so
+    # they never teach the zero-shot path new nodes depend on; True: always (how 0.3.0 was trained)
+    assume_absent_text_path: bool = False
     # training-only weak positives: {topic: {lang: regex}}; a train text (any data set but the
     # seeds) whose language's pattern matches is taken as about the topic, unless its data set's
     # own scheme says the topic is absent. For topics no data set labels (e.g. cleanliness of a

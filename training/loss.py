@@ -19,7 +19,13 @@ def batch_targets(items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
         "topic_mask": torch.from_numpy(np.stack([it.topic_mask for it in items])),
         "tp_target": torch.from_numpy(np.stack([it.tp_target for it in items])),
         "tp_mask": torch.from_numpy(np.stack([it.tp_mask for it in items])),
+        "topic_assumed": torch.from_numpy(np.stack([_assumed(it) for it in items])),
     }
+
+
+def _assumed(item: TrainItem) -> np.ndarray:
+    n = len(item.topic_target)
+    return item.topic_assumed if len(item.topic_assumed) == n else np.zeros(n, bool)
 
 
 def _group_loss(logits: torch.Tensor, target: float, how: str) -> torch.Tensor:
@@ -38,9 +44,17 @@ def _group_loss(logits: torch.Tensor, target: float, how: str) -> torch.Tensor:
 
 def multitask_loss(
     out: dict[str, torch.Tensor], items: Sequence[TrainItem], weights: dict[str, float] | None = None,
-    *, group_loss: str = "max", topic_loss: str = "bce",
+    *, group_loss: str = "max", topic_loss: str = "bce", assumed_on_text_path: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum of the losses each item has targets for; returns the total and its parts."""
+    """Sum of the losses each item has targets for; returns the total and its parts.
+
+    Negatives from ``assume_absent`` (``TrainItem.topic_assumed``) teach only a node whose learned
+    offset and bias took part in this step (``out["topic_kept"]``, from node dropout): where they
+    were dropped the node scores from its text alone, as a tenant's new node does, and thousands of
+    domain negatives there would teach that path to score every text low (measured: 0.3.0's
+    zero-shot product.safety scores fell by 0.1-0.3). ``assumed_on_text_path`` keeps them anyway
+    (how 0.3.0 was trained).
+    """
     w = {"sentiment": 1.0, "topics": 1.0, "polarity": 1.0, "touchpoints": 1.0, **(weights or {})}
     device = out["sentiment"].device
     t = {k: v.to(device) for k, v in batch_targets(items).items()}
@@ -59,6 +73,9 @@ def multitask_loss(
     topic_logits = out["topics"]
     terms, count = [], 0
     mask = t["topic_mask"]
+    kept = out.get("topic_kept")
+    if kept is not None and not assumed_on_text_path:
+        mask = mask & ~(t["topic_assumed"] & ~kept.bool()[None, :])
     if topic_loss == "softmax":
         # one label per text: cross-entropy over the nodes, for items with exactly one positive
         single = mask.all(dim=1) & (t["topic_target"].sum(dim=1) == 1)

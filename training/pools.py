@@ -101,6 +101,7 @@ def _item_to_json(it: TrainItem) -> dict:
         "tt": np.flatnonzero(it.topic_target).tolist(), "g": [[list(g), v] for g, v in it.groups],
         "p": [[list(g), v] for g, v in it.polarity], "m": len(it.tp_target),
         "pm": np.flatnonzero(it.tp_mask).tolist(), "pt": np.flatnonzero(it.tp_target).tolist(),
+        "ta": np.flatnonzero(it.topic_assumed).tolist(),
     }
 
 
@@ -115,6 +116,7 @@ def _item_from_json(d: dict) -> TrainItem:
         topic_target=dense(d["n"], d["tt"], np.float32), topic_mask=dense(d["n"], d["tm"], bool),
         groups=[(tuple(g), float(v)) for g, v in d["g"]], polarity=[(tuple(g), int(v)) for g, v in d["p"]],
         tp_target=dense(d["m"], d["pt"], np.float32), tp_mask=dense(d["m"], d["pm"], bool),
+        topic_assumed=dense(d["n"], d.get("ta", []), bool),
     )
 
 

@@ -40,6 +40,8 @@ class TrainItem:
     polarity: list[tuple[tuple[int, ...], int]] = field(default_factory=list)  # (leaf group, polarity)
     tp_target: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     tp_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    # topic negatives that come from ``assume_absent`` (domain knowledge), not from the data set
+    topic_assumed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 class TargetBuilder:
@@ -102,6 +104,7 @@ class TargetBuilder:
             topic_mask=np.zeros(n_topics, bool),
             tp_target=np.zeros(n_tps, np.float32),
             tp_mask=np.zeros(n_tps, bool),
+            topic_assumed=np.zeros(n_topics, bool),
         )
         if example.sentiment in SENT_INDEX:
             item.sentiment = SENT_INDEX[example.sentiment]
@@ -130,6 +133,7 @@ class TargetBuilder:
             if len(leaves) == 1:
                 item.topic_mask[leaves[0]] = True
                 item.topic_target[leaves[0]] = 1.0
+                item.topic_assumed[leaves[0]] = False
             elif leaves and not any(g == leaves for g, _ in item.groups):
                 item.groups.append((leaves, 1.0))
         for node, pol in example.topic_polarities().items():
@@ -170,6 +174,7 @@ class TargetBuilder:
                 if not item.topic_mask[leaf]:
                     item.topic_mask[leaf] = True
                     item.topic_target[leaf] = 0.0
+                    item.topic_assumed[leaf] = True
 
     def _leaf_id(self, index: int) -> str:
         return self.topic_ids[index]

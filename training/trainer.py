@@ -191,7 +191,8 @@ def train(
         with autocast:
             out = model(**enc, node_dropout=config.node_dropout)
             loss, parts = multitask_loss(out, items, config.loss_weights, group_loss=config.group_loss,
-                                         topic_loss=config.topic_loss)
+                                         topic_loss=config.topic_loss,
+                                         assumed_on_text_path=config.assume_absent_text_path)
             if teacher is not None:
                 with torch.no_grad():
                     taught = teacher(**enc)

@@ -116,6 +116,7 @@ class CemHeads(nn.Module):
         h = self.dropout(hidden)
         t_off, t_bias = self.topic_offset, self.topic_bias
         p_off, p_bias = self.touchpoint_offset, self.touchpoint_bias
+        keep_t = None
         if self.training and node_dropout > 0:
             # teach the heads to work from a node's text alone, as a new node must
             keep_t = (torch.rand(t_off.shape[0], device=h.device) >= node_dropout).to(h.dtype)
@@ -133,4 +134,6 @@ class CemHeads(nn.Module):
             "touchpoint_attention": tp_attention,
             "pooled": pooled,
             "hidden": hidden,
+            # which topic nodes kept their learned offset and bias (None: all did)
+            "topic_kept": keep_t,
         }

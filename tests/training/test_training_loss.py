@@ -142,3 +142,24 @@ def test_noisy_or_group_loss_matches_its_definition_and_shares_the_gradient():
     assert (z.grad < 0).all()  # every leaf is pushed up, not only the strongest
     z0 = torch.tensor([0.5, -1.0, 2.0])
     assert float(_group_loss(z0, 0.0, "noisy_or")) == pytest.approx(float(-torch.log(1 - p_group)), rel=1e-5)
+
+
+def test_assumed_negatives_teach_only_nodes_that_kept_their_learned_rows():
+    """Node dropout leaves some nodes their text alone (as a new node has); domain negatives
+    (assume_absent) must not teach that path, or every zero-shot node learns to score low."""
+    it = item(topics={0: 1.0, 1: 0.0, 2: 0.0, 3: 0.0})
+    it.topic_assumed = np.array([False, False, True, True, False])
+    kept = torch.tensor([True, True, True, False, False])
+    out = outputs(1)
+    multitask_loss({**out, "topic_kept": kept}, [it])[0].backward()
+    grad = out["topics"].grad[0]
+    assert grad[[0, 1, 2]].abs().min() > 0  # gold labels and a kept node's assumed negative
+    assert grad[3] == 0  # an assumed negative on a dropped node teaches nothing
+    # the gold negative on node 1 teaches even where dropped; the old behaviour keeps all
+    out = outputs(1)
+    dropped = torch.tensor([True, False, False, False, False])
+    multitask_loss({**out, "topic_kept": dropped}, [it])[0].backward()
+    assert out["topics"].grad[0, 1] != 0 and out["topics"].grad[0, 2] == 0
+    out = outputs(1)
+    multitask_loss({**out, "topic_kept": dropped}, [it], assumed_on_text_path=True)[0].backward()
+    assert out["topics"].grad[0, [1, 2, 3]].abs().min() > 0

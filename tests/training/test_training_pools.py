@@ -25,10 +25,12 @@ def item(text: str, source: str, k: int) -> TrainItem:
     pt, pm = np.zeros(4, np.float32), np.zeros(4, bool)
     pm[k % 4] = True
     pt[k % 4] = float(k % 2)
+    assumed = np.zeros(6, bool)
+    assumed[(k + 1) % 6] = k % 2 == 1  # a domain negative (assume_absent) on some items
     return TrainItem(
         text=text, source=source, sentiment=k % 3 - (k % 5 == 0), sentiment_binary=k % 2 == 0,
         topic_target=tt, topic_mask=tm, groups=[((1, 2, 3), float(k % 2))] if k % 3 else [],
-        polarity=[((k % 6,), k % 3)], tp_target=pt, tp_mask=pm,
+        polarity=[((k % 6,), k % 3)], tp_target=pt, tp_mask=pm, topic_assumed=assumed,
     )
 
 
@@ -37,7 +39,7 @@ def pools() -> dict[str, list[TrainItem]]:
 
 
 def same(a: TrainItem, b: TrainItem) -> bool:
-    arrays = ("topic_target", "topic_mask", "tp_target", "tp_mask")
+    arrays = ("topic_target", "topic_mask", "tp_target", "tp_mask", "topic_assumed")
     return (
         (a.text, a.source, a.sentiment, a.sentiment_binary, a.groups, a.polarity)
         == (b.text, b.source, b.sentiment, b.sentiment_binary, b.groups, b.polarity)
@@ -56,6 +58,7 @@ def test_pools_survive_a_round_trip_through_disk(tmp_path):
         assert all(same(a, b) for a, b in zip(train[name], train2[name], strict=True))
     assert all(same(a, b) for a, b in zip(dev["zh"], dev2["zh"], strict=True))
     assert any(it.groups for it in train2["zh"]) and any(it.sentiment == -1 for it in train2["zh"])
+    assert any(it.topic_assumed.any() for it in train2["zh"])
 
 
 def draw(sampler: MixtureSampler, n: int) -> list[list[str]]:

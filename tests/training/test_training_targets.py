@@ -147,8 +147,9 @@ def test_assume_absent_adds_domain_negatives_to_train_items_only_and_respects_ga
     returns, warranty = T.index("aftersales.returns"), T.index("aftersales.warranty")
     item = absent.build(food, scheme, food.text)
     for leaf in (courier, clean, returns, warranty):  # a level-1 rule covers each of its leaves
-        assert item.topic_mask[leaf] and item.topic_target[leaf] == 0.0
+        assert item.topic_mask[leaf] and item.topic_target[leaf] == 0.0 and item.topic_assumed[leaf]
     assert item.topic_target[T.index("product.quality")] == 1.0
+    assert item.topic_assumed.sum() == 4  # the data set's own labels are not marked as assumed
     # a text with a label under the gate keeps cleanliness unknown (ambience may be cleanliness)
     room = example("Cramped and grimy dining room", sentiment="negative",
                    topics=(("environment.facilities", "negative"),))
@@ -157,7 +158,7 @@ def test_assume_absent_adds_domain_negatives_to_train_items_only_and_respects_ga
     # a text labelled with the topic itself keeps it positive
     rider = example("The delivery guy was rude", topics=(("delivery.courier", "negative"),))
     item = absent.build(rider, scheme, rider.text)
-    assert item.topic_target[courier] == 1.0
+    assert item.topic_target[courier] == 1.0 and not item.topic_assumed[courier]
     # dev items (train=False) and builders without the rule are left as the data set says
     assert not absent.build(food, scheme, food.text, train=False).topic_mask[courier]
     assert not TargetBuilder(TAX, T, P).build(food, scheme, food.text).topic_mask[courier]
