@@ -11,8 +11,9 @@ from training.targets import TrainItem, label_leaf
 
 
 @torch.inference_mode()
-def collect(model, items: Sequence[TrainItem], batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Raw logits for dev items, in input order (length-sorted batches inside)."""
+def collect(model, items: Sequence[TrainItem], batch_size: int = 64, *, text_only: bool = False) -> dict[str, np.ndarray]:
+    """Raw logits for dev items, in input order (length-sorted batches inside); ``text_only``:
+    every node scored from its text alone, as a node new to the model is."""
     was = model.training
     model.eval()
     order = sorted(range(len(items)), key=lambda i: len(items[i].text))
@@ -27,7 +28,7 @@ def collect(model, items: Sequence[TrainItem], batch_size: int = 64) -> dict[str
         idx = order[start : start + batch_size]
         enc = tokenize(model, [items[i].text for i in idx])
         device = model.topic_protos.device
-        res = model(**{k: v.to(device) for k, v in enc.items()})
+        res = model(**{k: v.to(device) for k, v in enc.items()}, text_only=text_only)
         for key in out:
             out[key][idx] = res[key].float().cpu().numpy()
     model.train(was)
@@ -133,15 +134,8 @@ def fit_temperatures(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) 
             return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
 
         temps["sentiment"] = float(min(grid, key=nll))
-    for head, target_key, mask_key in (("topics", "topic_target", "topic_mask"), ("touchpoints", "tp_target", "tp_mask")):
-        xs, ys = [], []
-        for i, it in enumerate(items):
-            m = getattr(it, mask_key)
-            if m.any():
-                xs.append(logits[head][i][m])
-                ys.append(getattr(it, target_key)[m])
-        if xs:
-            x, y = np.concatenate(xs), np.concatenate(ys)
+    for head, (x, y) in _node_targets(items, logits).items():
+        if len(x):
 
             def bce(t: float, x=x, y=y) -> float:
                 p = np.clip(_sigmoid(x / t), 1e-7, 1 - 1e-7)
@@ -163,3 +157,46 @@ def fit_temperatures(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) 
 
         temps["polarity"] = float(min(grid, key=pnll))
     return temps
+
+
+NODE_HEADS = (("topics", "topic_target", "topic_mask"), ("touchpoints", "tp_target", "tp_mask"))
+
+
+def _node_targets(items: Sequence[TrainItem], logits: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per node head, the logits that have a known target on dev, flattened, and those targets."""
+    out = {}
+    for head, target_key, mask_key in NODE_HEADS:
+        if not items:
+            out[head] = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+            continue
+        mask = np.stack([getattr(it, mask_key) for it in items])
+        out[head] = (logits[head][mask], np.stack([getattr(it, target_key) for it in items])[mask])
+    return out
+
+
+def fit_zero_shot(items: Sequence[TrainItem], text_logits: dict[str, np.ndarray]) -> tuple[dict[str, list[float]], dict]:
+    """Calibration of the zero-shot path, per node head: ``sigmoid(scale * z + shift)`` fitted
+    (logistic regression on the one feature) to dev targets with every trained node scored from
+    its text alone (``collect(..., text_only=True)``), since a tenant's new node has nothing else.
+    Returns the calibration and, per head, dev micro-F1 / precision / recall of that path at the
+    0.5 threshold, through the calibration and through the head's plain sigmoid."""
+    from sklearn.linear_model import LogisticRegression
+
+    calibration: dict[str, list[float]] = {}
+    report: dict[str, dict] = {}
+    for head, (x, y) in _node_targets(items, text_logits).items():
+        if len(x) < 20 or len(set(y.tolist())) < 2:
+            continue
+        fit = LogisticRegression(C=100.0).fit(x[:, None].astype(np.float64), y > 0.5)
+        scale, shift = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+        calibration[head] = [round(scale, 4), round(shift, 4)]
+        report[head] = {"dev_nodes_scored": int(len(x)),
+                        "calibrated": _prf(_sigmoid(scale * x + shift) >= 0.5, y > 0.5),
+                        "uncalibrated": _prf(x >= 0, y > 0.5)}
+    return calibration, report
+
+
+def _prf(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    tp, fp, fn = int((pred & gold).sum()), int((pred & ~gold).sum()), int((~pred & gold).sum())
+    return {"f1": round(2 * tp / max(2 * tp + fp + fn, 1), 4), "precision": round(tp / max(tp + fp, 1), 4),
+            "recall": round(tp / max(tp + fn, 1), 4)}

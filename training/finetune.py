@@ -336,7 +336,7 @@ def _rows_to_train(model, states, label_items, *, anchor_new: float, anchor_lear
         target = np.stack([getattr(it, target_of) for it in label_items])
         mask = np.stack([getattr(it, mask_of) for it in label_items])
         logits = headfit.head_logits(model, states, texts, key=key)
-        fired = 1 / (1 + np.exp(-logits / cfg.temperatures.get(key, 1.0))) >= cfg.thresholds.get(key, 0.5)
+        fired = cfg.node_probabilities(key, logits) >= cfg.thresholds.get(key, 0.5)
         speak = ((target > 0.5) & mask).any(0) | (fired & mask & (target < 0.5)).any(0)
         out.append({int(i): anchor_learned if ids[i] in trained_ids else anchor_new for i in np.flatnonzero(speak)})
     return out[0], out[1]

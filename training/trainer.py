@@ -22,7 +22,14 @@ from models.taxonomy import default_taxonomy, load_taxonomy
 from nlp.errors import InvalidInputError
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
-from training.devscore import collect, dev_metrics, fit_temperatures, selection_score, tokenize
+from training.devscore import (
+    collect,
+    dev_metrics,
+    fit_temperatures,
+    fit_zero_shot,
+    selection_score,
+    tokenize,
+)
 from training.loss import distill_loss, multitask_loss
 from training.pools import MixtureSampler, build_pools, load_pools
 from training.targets import TargetBuilder
@@ -227,14 +234,19 @@ def train(
 
 
 def finalize(output_dir: Path, *, base_dir: Path, dev, config: TrainConfig, history: list, device: str = "cpu") -> Path:
-    """Load the best model, fit temperatures on dev, and write the final model directory."""
+    """Load the best model, fit temperatures (and the zero-shot path's calibration) on dev, and
+    write the final model directory."""
     model = CemClassifier.from_pretrained(output_dir / "best", base_dir=base_dir).to(device)
     all_dev = [it for items in dev.values() for it in items]
     logits = collect(model, all_dev)
     temps = {**model.config.temperatures, **fit_temperatures(all_dev, logits)}
+    zero_shot, zero_shot_dev = fit_zero_shot(all_dev, collect(model, all_dev, text_only=True))
+    log.info("zero-shot path on dev (every node from its text alone): %s", json.dumps(zero_shot_dev))
     sources = sorted({n for n in config.mixture})
     model.config = model.config.with_(
         temperatures=temps,
+        zero_shot_calibration=zero_shot,
+        metrics={**model.config.metrics, "zero_shot_dev": zero_shot_dev},
         trained_topic_ids=model.config.topic_ids,
         trained_touchpoint_ids=model.config.touchpoint_ids,
         training={"config": config.to_dict(), "data": sources, "history": history,

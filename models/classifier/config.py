@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nlp.errors import ModelError
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -59,6 +61,10 @@ class ClassifierConfig:
     thresholds: dict[str, float] = field(
         default_factory=lambda: {"topics": 0.5, "touchpoints": 0.5, "uncertain": 0.6}
     )
+    # how a node without learned rows (a tenant's new node) turns its logit z into a probability:
+    # sigmoid(scale * z + shift) per head ({"topics": [scale, shift], ...}), fitted on dev with every
+    # trained node scored from its text alone; a head not named here uses sigmoid(z / temperature)
+    zero_shot_calibration: dict[str, list[float]] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     package_versions: dict[str, str] = field(default_factory=dict)
@@ -66,6 +72,23 @@ class ClassifierConfig:
     @property
     def model_id(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def node_probabilities(self, head: str, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of a node head (``topics`` or ``touchpoints``) from its logits
+        (..., nodes): trained nodes by the head's temperature, the others (zero-shot) by the head's
+        ``zero_shot_calibration`` where the model has one."""
+        logits = np.asarray(logits, dtype=np.float64)
+        p = 1.0 / (1.0 + np.exp(-logits / self.temperatures.get(head, 1.0)))
+        calibration = self.zero_shot_calibration.get(head)
+        if calibration:
+            ids, trained = ((self.topic_ids, self.trained_topic_ids) if head == "topics"
+                            else (self.touchpoint_ids, self.trained_touchpoint_ids))
+            known = set(trained)
+            new = [i for i, node in enumerate(ids) if node not in known]
+            if new:
+                scale, shift = calibration
+                p[..., new] = 1.0 / (1.0 + np.exp(-(scale * logits[..., new] + shift)))
+        return p
 
     def with_(self, **changes: Any) -> ClassifierConfig:
         return replace(self, **changes)

@@ -309,11 +309,12 @@ class CemClassifier(torch.nn.Module):
         self.touchpoint_protos = self.node_prototypes([tax.touchpoint(i) for i in self.config.touchpoint_ids])
 
     # forward --------------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask, special_tokens_mask, *, node_dropout: float = 0.0):
+    def forward(self, input_ids, attention_mask, special_tokens_mask, *, node_dropout: float = 0.0,
+                text_only: bool = False):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.heads(
             hidden, attention_mask, special_tokens_mask, self.topic_protos, self.touchpoint_protos,
-            node_dropout=node_dropout,
+            node_dropout=node_dropout, text_only=text_only,
         )
 
 

@@ -107,7 +107,10 @@ class CemHeads(nn.Module):
         touchpoint_protos: torch.Tensor,
         *,
         node_dropout: float = 0.0,
+        text_only: bool = False,
     ) -> dict[str, torch.Tensor]:
+        """``text_only``: every node scored from its text alone (no learned offset or bias), as a
+        node new to the model is; calibration of the zero-shot path is fitted on that."""
         am = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * am).sum(1) / am.sum(1).clamp(min=1.0)
         content = attention_mask.bool() & ~special_mask.bool()
@@ -117,7 +120,9 @@ class CemHeads(nn.Module):
         t_off, t_bias = self.topic_offset, self.topic_bias
         p_off, p_bias = self.touchpoint_offset, self.touchpoint_bias
         keep_t = None
-        if self.training and node_dropout > 0:
+        if text_only:
+            t_off, t_bias, p_off, p_bias = (torch.zeros_like(x) for x in (t_off, t_bias, p_off, p_bias))
+        elif self.training and node_dropout > 0:
             # teach the heads to work from a node's text alone, as a new node must
             keep_t = (torch.rand(t_off.shape[0], device=h.device) >= node_dropout).to(h.dtype)
             keep_p = (torch.rand(p_off.shape[0], device=h.device) >= node_dropout).to(h.dtype)

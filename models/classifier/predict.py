@@ -227,7 +227,7 @@ class Classifier:
     def _found_topics(self, topic_logits: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
         """Calibrated topic probabilities, and each text's topics at or over the threshold, most
         confident first."""
-        p = _sigmoid(topic_logits / self.config.temperatures.get("topics", 1.0))
+        p = self.config.node_probabilities("topics", topic_logits)
         threshold = self.config.thresholds.get("topics", 0.5)
         return p, [[int(n) for n in np.argsort(-row) if row[n] >= threshold] for row in p]
 
@@ -258,7 +258,7 @@ class Classifier:
             if topic_id not in cfg.trained_topic_ids:
                 entry["zero_shot"] = True
             topics.append(entry)
-        tp_p = _sigmoid(a["touchpoints"][b] / temps.get("touchpoints", 1.0))
+        tp_p = cfg.node_probabilities("touchpoints", a["touchpoints"][b])
         touchpoints = [
             {"id": cfg.touchpoint_ids[n], "confidence": round(float(tp_p[n]), 4)}
             for n in np.argsort(-tp_p) if tp_p[n] >= th.get("touchpoints", 0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from models.classifier import default_model_dir
@@ -17,12 +18,30 @@ def test_config_survives_a_round_trip_with_its_label_maps(tmp_path):
         touchpoint_ids=("fulfil",), trained_topic_ids=("product.quality",), taxonomy_hash="ab" * 32,
         temperatures={"sentiment": 1.3, "topics": 0.8, "touchpoints": 1.0, "polarity": 1.1},
         metrics={"dev": {"waimai_10k": {"sentiment_acc": 0.9}}}, training={"config": {"steps": 20}},
+        zero_shot_calibration={"topics": [0.97, 0.56]},
     )
     config.save(tmp_path)
     loaded = ClassifierConfig.load(tmp_path)
     assert loaded == config
     assert isinstance(loaded.topic_ids, tuple) and isinstance(loaded.lora_targets, tuple)
     assert loaded.model_id == "verbatim-cem@1.2.3"
+
+
+def test_a_zero_shot_node_is_calibrated_apart_from_trained_ones():
+    """A node the heads never saw labels for (a tenant's new one) scores from its text alone and
+    gets its own calibration; trained nodes keep the head's temperature."""
+    ids = ("product.quality", "product.safety")
+    config = ClassifierConfig(topic_ids=ids, trained_topic_ids=ids[:1], touchpoint_ids=("use",),
+                              temperatures={"topics": 2.0, "touchpoints": 1.0})
+    logits = np.array([[0.0, 0.0], [2.0, -1.0]])
+    plain = config.node_probabilities("topics", logits)
+    assert plain == pytest.approx(1 / (1 + np.exp(-logits / 2.0)))  # no calibration: the temperature
+    calibrated = config.with_(zero_shot_calibration={"topics": [1.0, 1.0]}).node_probabilities("topics", logits)
+    assert calibrated[:, 0] == pytest.approx(plain[:, 0])  # the trained node is unchanged
+    assert calibrated[:, 1] == pytest.approx(1 / (1 + np.exp(-(logits[:, 1] + 1.0))))
+    # touchpoints without a calibration of their own: every node by the temperature
+    assert config.with_(zero_shot_calibration={"topics": [1.0, 1.0]}).node_probabilities(
+        "touchpoints", np.array([[0.3]])) == pytest.approx(1 / (1 + np.exp(-0.3)))
 
 
 def test_unknown_keys_from_a_newer_version_are_ignored(tmp_path):

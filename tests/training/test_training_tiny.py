@@ -23,7 +23,7 @@ from models.classifier.config import ClassifierConfig
 from models.classifier.model import CemClassifier
 from models.taxonomy import default_taxonomy
 from training.config import TrainConfig
-from training.devscore import collect, fit_temperatures, tokenize
+from training.devscore import collect, fit_temperatures, fit_zero_shot, tokenize
 from training.loss import multitask_loss
 from training.pools import save_pools
 from training.targets import SENT_INDEX, TrainItem
@@ -147,6 +147,44 @@ def test_temperatures_are_fitted_on_dev(trained, setup):
     # (within float noise: dev logits recomputed here may differ from training's in the 5th digit
     # with another thread count, and near t = 1 the two losses are that close)
     assert bce(temps["topics"]) <= bce(1.0) * (1 + 1e-3)
+
+
+def test_the_zero_shot_path_is_calibrated_on_dev(trained, setup):
+    """Every trained node scored from its text alone (as a new node is) on dev: the stored
+    calibration is the fit there, and it is no worse on dev than the plain temperature."""
+    model = CemClassifier.from_pretrained(trained, base_dir=setup[1])
+    dev = [it for items in DEV.values() for it in items]
+    text = collect(model, dev, text_only=True)
+    assert not np.allclose(text["topics"], collect(model, dev)["topics"])  # the learned rows matter
+    calibration, report = fit_zero_shot(dev, text)
+    assert set(model.config.zero_shot_calibration) == set(calibration) and "topics" in calibration
+    for head, fitted in calibration.items():
+        assert model.config.zero_shot_calibration[head] == pytest.approx(fitted, abs=1e-3)
+    assert set(model.config.metrics["zero_shot_dev"]) == set(report) and "topics" in report
+    x = np.concatenate([text["topics"][i][it.topic_mask] for i, it in enumerate(dev)])
+    y = np.concatenate([it.topic_target[it.topic_mask] for it in dev])
+    scale, shift = calibration["topics"]
+
+    def bce(p: np.ndarray) -> float:
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    assert bce(1 / (1 + np.exp(-(scale * x + shift)))) <= bce(1 / (1 + np.exp(-x / model.config.temperatures["topics"])))
+
+
+def test_fit_zero_shot_moves_an_underconfident_path_up():
+    """Positives whose text-only logits sit just under 0 (found too rarely at 0.5) get a shift up."""
+    rng = np.random.default_rng(0)
+    n, nodes = 400, 5
+    gold = rng.random((n, nodes)) < 0.2
+    logits = np.where(gold, rng.normal(-0.7, 1.0, (n, nodes)), rng.normal(-5.0, 1.0, (n, nodes))).astype(np.float32)
+    items = [TrainItem(text="x", source="t", topic_target=g.astype(np.float32), topic_mask=np.ones(nodes, bool),
+                       tp_target=np.zeros(2, np.float32), tp_mask=np.zeros(2, bool)) for g in gold]
+    calibration, report = fit_zero_shot(items, {"topics": logits, "touchpoints": np.zeros((n, 2), np.float32)})
+    assert set(calibration) == {"topics"}  # no touchpoint targets: nothing to fit there
+    assert calibration["topics"][1] > 0.5
+    assert report["topics"]["calibrated"]["recall"] > report["topics"]["uncalibrated"]["recall"]
+    assert report["topics"]["calibrated"]["f1"] > report["topics"]["uncalibrated"]["f1"]
 
 
 def loss_on_items(model) -> float:
