@@ -44,7 +44,7 @@ class TrainConfig:
     # cleanliness unless they carry an ambience label). Dev and evaluation never use it.
     assume_absent: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # False: those negatives skip a node in a step where node dropout left it its text alone, so
-    # they never teach the zero-shot path new nodes depend on; True: always (how 0.3.0 was trained)
+    # they never teach the zero-shot path new nodes depend on; True: always (the v0.3-topics candidate)
     assume_absent_text_path: bool = False
     # training-only weak positives: {topic: {lang: regex}}; a train text (any data set but the
     # seeds) whose language's pattern matches is taken as about the topic, unless its data set's

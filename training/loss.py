@@ -53,7 +53,7 @@ def multitask_loss(
     were dropped the node scores from its text alone, as a tenant's new node does, and thousands of
     domain negatives there would teach that path to score every text low (measured: 0.3.0's
     zero-shot product.safety scores fell by 0.1-0.3). ``assumed_on_text_path`` keeps them anyway
-    (how 0.3.0 was trained).
+    (how the v0.3-topics candidate was trained).
     """
     w = {"sentiment": 1.0, "topics": 1.0, "polarity": 1.0, "touchpoints": 1.0, **(weights or {})}
     device = out["sentiment"].device
