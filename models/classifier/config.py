@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,22 @@ class ClassifierConfig:
         logits = np.asarray(logits, dtype=np.float64)
         p = 1.0 / (1.0 + np.exp(-logits / self.temperatures.get(head, 1.0)))
         calibration = self.zero_shot_calibration.get(head)
-        if calibration:
-            ids, trained = ((self.topic_ids, self.trained_topic_ids) if head == "topics"
-                            else (self.touchpoint_ids, self.trained_touchpoint_ids))
-            known = set(trained)
-            new = [i for i, node in enumerate(ids) if node not in known]
-            if new:
-                scale, shift = calibration
-                p[..., new] = 1.0 / (1.0 + np.exp(-(scale * logits[..., new] + shift)))
+        new = self._untrained_rows[head]
+        if calibration and len(new):
+            scale, shift = calibration
+            p[..., new] = 1.0 / (1.0 + np.exp(-(scale * logits[..., new] + shift)))
         return p
+
+    @cached_property
+    def _untrained_rows(self) -> dict[str, np.ndarray]:
+        """Per node head, the rows of nodes without learned rows (computed once: prediction asks
+        per batch and per text)."""
+        def rows(ids: tuple[str, ...], trained: tuple[str, ...]) -> np.ndarray:
+            known = set(trained)
+            return np.array([i for i, node in enumerate(ids) if node not in known], dtype=np.int64)
+
+        return {"topics": rows(self.topic_ids, self.trained_topic_ids),
+                "touchpoints": rows(self.touchpoint_ids, self.trained_touchpoint_ids)}
 
     def with_(self, **changes: Any) -> ClassifierConfig:
         return replace(self, **changes)
