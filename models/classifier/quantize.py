@@ -89,9 +89,12 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, self.in_features).to(torch.float32)
         scale = _row_absmax_scale(x2)
         x_q = torch.div(x2, scale).round_().to(torch.int8)
-        acc = torch._int_mm(x_q, self.weight_t)
-        out = acc * scale  # int32 * fp32 -> fp32 in one pass
-        out = torch.addcmul(self.bias, out, self.weight_scale) if self.bias is not None else out.mul_(self.weight_scale)
+        # cast first, then scale in place: ``int32 * fp32`` takes torch's slow mixed-dtype path
+        # (about twice the time of the cast plus in-place products on the fp32 copy)
+        out = torch._int_mm(x_q, self.weight_t).to(torch.float32)
+        out.mul_(scale).mul_(self.weight_scale)
+        if self.bias is not None:
+            out.add_(self.bias)
         return out.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
