@@ -162,7 +162,8 @@ def run_fewshot(*, parent_dir: Path | None = None, base_dir: Path | None = None,
     t0 = time.perf_counter()
     parent = _load_fp32(parent_dir, base_dir)
     before = _score(parent, heldout, others)
-    runs.append({"shots": None, "model": "default (no safety.food node)", **before})
+    before_id = parent.model_id
+    runs.append({"shots": None, "model": f"{before_id} (no safety.food node)", **before})
     log.info("default: other macro-F1 %.3f", before["other_macro_f1"])
     del parent
     zero = CemClassifier.from_parent(parent_dir, base_dir=base_dir, taxonomy=taxonomy, version="fewshot-0")
@@ -184,7 +185,7 @@ def run_fewshot(*, parent_dir: Path | None = None, base_dir: Path | None = None,
                      **_score(clf, heldout, others)})
         log.info("k=%d: %s other %.3f", k, runs[-1]["node"], runs[-1]["other_macro_f1"])
     out = {
-        "node": NODE, "taxonomy": taxonomy.id, "parent": str(parent_dir),
+        "node": NODE, "taxonomy": taxonomy.id, "parent": str(parent_dir), "parent_model": before_id,
         "method": "node rows the labels speak about, anchored, stopped and thresholded by cross-fitting on the "
                   "training labels; encoder and shared heads frozen (settings chosen on halves of the training "
                   "labels and on dev samples of the other sets, never on the held-out file)",

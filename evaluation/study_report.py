@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class Study:
-    """Where a study's code lives: ``module.run(classify_fn=...) -> dict`` and ``module.render(dict) -> lines``."""
+    """Where a study's code lives: ``module.run(...) -> dict`` and ``module.render(dict) -> lines``.
+
+    ``takes`` says how ``run`` is given the model under study: ``classify_fn`` (the classifier's
+    ``classify``, positional), ``classifier`` (the loaded classifier, keyword) or ``parent_dir``
+    (the model directory, keyword: the study loads and fine-tunes its own copies).
+    """
 
     name: str
     module: str
     run: str
     render: str
-    takes_classifier: bool = True
+    takes: str = "classify_fn"
+
+    @property
+    def needs_classifier(self) -> bool:
+        return self.takes in ("classify_fn", "classifier")
 
     def function(self, attr: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), attr)
@@ -41,9 +50,9 @@ STUDIES: dict[str, Study] = {
         Study(name="triage", module="evaluation.triage", run="run_triage", render="render_triage"),
         Study(name="skytrax", module="evaluation.skytrax", run="run_skytrax", render="render_skytrax"),
         Study(name="clustering", module="evaluation.clustering", run="run_clustering", render="render_clustering",
-              takes_classifier=False),
+              takes="classifier"),
         Study(name="fewshot", module="evaluation.fewshot", run="run_fewshot", render="render_fewshot",
-              takes_classifier=False),
+              takes="parent_dir"),
     )
 }
 
@@ -76,15 +85,30 @@ def render_studies(studies: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def run_study(name: str, folder: Path | str, *, classify_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Measure one study now and save its JSON under ``folder/studies``."""
+def check_study_names(names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise InvalidInputError(f"unknown study {', '.join(map(repr, unknown))}; studies are {', '.join(STUDIES)}")
+
+
+def run_study(name: str, folder: Path | str, *, classifier: Any = None, model_dir: Path | None = None) -> dict[str, Any]:
+    """Measure one study now and save its JSON under ``folder/studies``.
+
+    The model under study is ``classifier`` (a loaded :class:`~models.classifier.predict.Classifier`)
+    for studies that classify, and ``model_dir`` for those that load their own copies; without
+    them a study uses the shipped default model.
+    """
     from evaluation.run import _clean
 
-    if name not in STUDIES:
-        raise InvalidInputError(f"unknown study {name!r}; studies are {', '.join(STUDIES)}")
+    check_study_names([name])
     study = STUDIES[name]
     run = study.function(study.run)
-    result = run(classify_fn) if study.takes_classifier and classify_fn is not None else run()
+    if study.takes == "classify_fn":
+        result = run(classifier.classify) if classifier is not None else run()
+    elif study.takes == "classifier":
+        result = run(classifier=classifier)
+    else:
+        result = run(parent_dir=model_dir)
     path = study_path(Path(folder), name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean(result), ensure_ascii=False, indent=1), encoding="utf-8")

@@ -60,9 +60,15 @@ def evaluate(
                 rerun_suites(suite, predict_fn=classifier_predict_fn(classifier), model_name=classifier.model_id,
                              model_precision=classifier.precision.value, out_dir=out, data_dir=settings.data)
             if study:
-                classifier = classifier or load_classifier(settings, model)  # loaded once for --suite and --study
+                from evaluation.study_report import STUDIES, check_study_names
+                from service.models import resolve_model_dir
+
+                check_study_names(study)  # before loading anything
+                model_dir = resolve_model_dir(settings, model)
+                if classifier is None and any(STUDIES[name].needs_classifier for name in study):
+                    classifier = load_classifier(settings, model)  # loaded once for --suite and --study
                 for name in study:
-                    run_study(name, out, classify_fn=classifier.classify)
+                    run_study(name, out, classifier=classifier, model_dir=model_dir)
             err_console.print(f"wrote {rerender(out)}" + (f" and {out / 'results.json'}" if recipe or suite else ""))
         return
     with exit_on_error():
