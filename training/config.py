@@ -18,6 +18,9 @@ class TrainConfig:
     name: str = "verbatim-cem"
     version: str = "0.1.0"
     seed: int = 13
+    # the order training texts are drawn in (default: seed, which also draws the dev split): a later
+    # stage keeps its parent's dev texts (same seed) and still sees other batches (another sampler_seed)
+    sampler_seed: int | None = None
     steps: int = 4000
     batch_size: int = 16
     lr: float = 3e-4

@@ -168,7 +168,8 @@ def train(
         autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
     else:
         autocast = contextlib.nullcontext()
-    sampler = MixtureSampler(train_pools, config.mixture, config.batch_size, config.seed)
+    sampler = MixtureSampler(train_pools, config.mixture, config.batch_size,
+                             config.seed if config.sampler_seed is None else config.sampler_seed)
     teacher = _teacher(config, Path(base_dir), model, device) if config.teacher else None
     if teacher is not None:  # recorded now: the directory may hold another model by the time training ends
         model.config = model.config.with_(training={**model.config.training, "teacher": teacher.config.model_id})

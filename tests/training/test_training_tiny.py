@@ -279,6 +279,14 @@ def test_a_second_stage_starts_from_its_parent(trained, setup):
         np.testing.assert_array_equal(np.asarray(ours[head]), np.asarray(parents[head]))
 
 
+def test_sampler_seed_draws_other_batches_and_defaults_to_the_seed(trained, setup):
+    # a later stage keeps its parent's seed (the dev split) and draws other batches with sampler_seed
+    same = run(setup, "sampler-same", dataclasses.replace(CONFIG, sampler_seed=CONFIG.seed))
+    assert_same(weights(trained), weights(same))
+    other = weights(run(setup, "sampler-other", dataclasses.replace(CONFIG, sampler_seed=CONFIG.seed + 1)))
+    assert any(not torch.equal(other[k], v) for k, v in weights(trained).items())
+
+
 def test_a_second_stage_needs_the_parents_adapter_shape(trained, setup):
     from nlp.errors import InvalidInputError
 
