@@ -157,18 +157,22 @@ def _topics(result: dict[str, Any]) -> frozenset[str]:
     return frozenset(t["id"] for t in result.get("topics", []))
 
 
-def _reference_accuracy() -> dict[str, float]:
-    """fp32 sentiment accuracy from the last full evaluation run (``evaluation/results.json``)."""
+def _reference_accuracy() -> tuple[str, str | None, dict[str, float]]:
+    """Sentiment accuracy from the last full evaluation run (``evaluation/results.json``): the
+    precision it ran at, the model it scored and the accuracy per set."""
     path = Path(__file__).resolve().parent / "results.json"
-    sentiment = json.loads(path.read_text(encoding="utf-8"))["sentiment"]
-    return {name: round(sentiment[name]["predictors"]["verbatim"]["accuracy"], 4) for name in SENTIMENT_SETS}
+    results = json.loads(path.read_text(encoding="utf-8"))
+    meta = results.get("meta", {})
+    accuracy = {name: round(results["sentiment"][name]["predictors"]["verbatim"]["accuracy"], 4) for name in SENTIMENT_SETS}
+    return meta.get("precision") or "fp32", meta.get("model"), accuracy
 
 
 def agreement(*, model: Path | None, accuracy_of: Sequence[str] = PRECISIONS) -> dict[str, Any]:
     """bf16 and int8 against fp32 on the mixed file, and sentiment accuracy of the precisions in ``accuracy_of``.
 
-    A precision left out of ``accuracy_of`` (fp32, to save an hour of CPU) takes its accuracy from
-    ``evaluation/results.json``, and the report says so.
+    The precision the last full evaluation ran at, when left out of ``accuracy_of`` (to save up to
+    an hour of CPU), takes its accuracy from ``evaluation/results.json`` if that evaluation scored
+    the same model, and the report says so.
     """
     from platformdirs import user_data_dir
 
@@ -189,6 +193,7 @@ def agreement(*, model: Path | None, accuracy_of: Sequence[str] = PRECISIONS) ->
     accuracy: dict[str, dict[str, Any]] = {}
     for precision in PRECISIONS:
         clf = Classifier.load(model_dir, base_dir=base, precision=precision, triage=None)
+        model_id = clf.model_id
         results[precision] = [r for start in range(0, len(mixed), 256) for r in clf.classify(mixed[start : start + 256])]
         print(f"{precision}: mixed file done", file=sys.stderr)
         if precision in accuracy_of:
@@ -200,10 +205,11 @@ def agreement(*, model: Path | None, accuracy_of: Sequence[str] = PRECISIONS) ->
                 print(f"{precision} {name}: {scored['accuracy']:.4f}", file=sys.stderr)
         del clf
     sources = {p: "this run" for p in accuracy_of}
-    if "fp32" not in accuracy_of:
-        for name, value in _reference_accuracy().items():
-            accuracy.setdefault(name, {})["fp32"] = value
-        sources["fp32"] = "evaluation/results.json (last full evaluation, same model)"
+    ref_precision, ref_model, ref_accuracy = _reference_accuracy()
+    if ref_precision not in accuracy_of and ref_model == model_id:
+        for name, value in ref_accuracy.items():
+            accuracy.setdefault(name, {})[ref_precision] = value
+        sources[ref_precision] = f"evaluation/results.json (last full evaluation, same model, at {ref_precision})"
     return {"vs_fp32": {p: _agree(results["fp32"], results[p]) for p in PRECISIONS if p != "fp32"},
             "accuracy": accuracy, "accuracy_source": sources}
 
