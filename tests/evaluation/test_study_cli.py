@@ -8,21 +8,11 @@ study's own format; the report is then re-rendered from it for real.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def report_dir(tmp_path):
-    out = tmp_path / "evaluation"
-    out.mkdir()
-    shutil.copy(REPO / "evaluation/results.json", out / "results.json")
-    return out
 
 
 def _stand_in(seen: list):
@@ -35,22 +25,22 @@ def _stand_in(seen: list):
     return run_fewshot
 
 
-def test_the_fewshot_study_fine_tunes_the_model_given_by_model(report_dir, monkeypatch):
+def test_the_fewshot_study_fine_tunes_the_model_given_by_model(last_run_copy, monkeypatch):
     import evaluation.fewshot
     from service.cli import app
 
     seen: list = []
     monkeypatch.setattr(evaluation.fewshot, "run_fewshot", _stand_in(seen))
     fast = REPO / "models/fast"
-    res = CliRunner().invoke(app, ["eval", "--study", "fewshot", "--model", str(fast), "--out", str(report_dir)])
+    res = CliRunner().invoke(app, ["eval", "--study", "fewshot", "--model", str(fast), "--out", str(last_run_copy)])
     assert res.exit_code == 0, res.output
     assert seen == [fast]
-    saved = json.loads((report_dir / "studies/fewshot.json").read_text(encoding="utf-8"))
+    saved = json.loads((last_run_copy / "studies/fewshot.json").read_text(encoding="utf-8"))
     assert saved["parent"] == str(fast)
-    assert "Few-shot: a new node `safety.food`" in (report_dir / "REPORT.md").read_text(encoding="utf-8")
+    assert "Few-shot: a new node `safety.food`" in (last_run_copy / "REPORT.md").read_text(encoding="utf-8")
 
 
-def test_without_model_the_study_uses_the_shipped_default(report_dir, monkeypatch):
+def test_without_model_the_study_uses_the_shipped_default(last_run_copy, monkeypatch):
     import evaluation.fewshot
     from models.classifier import default_model_dir
     from service.cli import app
@@ -58,16 +48,16 @@ def test_without_model_the_study_uses_the_shipped_default(report_dir, monkeypatc
     seen: list = []
     monkeypatch.setattr(evaluation.fewshot, "run_fewshot", _stand_in(seen))
     monkeypatch.delenv("VERBATIM_MODEL", raising=False)
-    res = CliRunner().invoke(app, ["eval", "--study", "fewshot", "--out", str(report_dir)])
+    res = CliRunner().invoke(app, ["eval", "--study", "fewshot", "--out", str(last_run_copy)])
     assert res.exit_code == 0, res.output
     assert [Path(p).resolve() for p in seen] == [Path(default_model_dir()).resolve()]
 
 
-def test_an_unknown_study_is_named_before_any_model_loads(report_dir, tmp_path):
+def test_an_unknown_study_is_named_before_any_model_loads(last_run_copy, tmp_path):
     from service.cli import app
 
     res = CliRunner().invoke(app, ["eval", "--study", "fewshots", "--model", str(tmp_path / "nowhere"),
-                                   "--out", str(report_dir)])
+                                   "--out", str(last_run_copy)])
     assert res.exit_code != 0
     assert "unknown study 'fewshots'" in res.output and "fewshot" in res.output
-    assert not (report_dir / "studies").exists()
+    assert not (last_run_copy / "studies").exists()

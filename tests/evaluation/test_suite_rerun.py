@@ -8,20 +8,11 @@ scores follow from the data: evidence on every gold span gives a hit rate of 100
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def full_run(tmp_path):
-    out = tmp_path / "evaluation"
-    out.mkdir()
-    shutil.copy(REPO / "evaluation/results.json", out / "results.json")
-    return out
 
 
 def _gold_spans(shared_data) -> dict[str, list[tuple[int, int]]]:
@@ -46,13 +37,13 @@ def _predict_on_gold(spans):
     return predict
 
 
-def test_the_evidence_suite_is_replaced_and_the_rest_of_the_report_kept(full_run, shared_data):
+def test_the_evidence_suite_is_replaced_and_the_rest_of_the_report_kept(last_run_copy, shared_data):
     from evaluation.run import rerun_suites
 
-    before = json.loads((full_run / "results.json").read_text(encoding="utf-8"))
+    before = json.loads((last_run_copy / "results.json").read_text(encoding="utf-8"))
     rerun_suites(["evidence"], predict_fn=_predict_on_gold(_gold_spans(shared_data)), model_name="stand-in@1",
-                 model_precision="bf16", out_dir=full_run, data_dir=shared_data)
-    after = json.loads((full_run / "results.json").read_text(encoding="utf-8"))
+                 model_precision="bf16", out_dir=last_run_copy, data_dir=shared_data)
+    after = json.loads((last_run_copy / "results.json").read_text(encoding="utf-8"))
     for name in ("chinese_absa_products", "zhijiang2019_makeup_opinion"):
         ours = after["evidence"][name]["predictors"]["verbatim"]
         assert ours["hit_rate"] == 1.0  # (span precision is lower: a repeated text carries its twins' spans too)
@@ -61,12 +52,12 @@ def test_the_evidence_suite_is_replaced_and_the_rest_of_the_report_kept(full_run
         assert after[section] == before[section]
     assert after["meta"]["generated"] == before["meta"]["generated"]
     assert after["meta"]["suites_rerun"]["evidence"]["model"] == "stand-in@1"
-    report = (full_run / "REPORT.md").read_text(encoding="utf-8")
+    report = (last_run_copy / "REPORT.md").read_text(encoding="utf-8")
     assert "The evidence suite was measured again on " in report and "`stand-in@1`, bf16" in report
     assert "| zhijiang2019_makeup_opinion | Verbatim (ours) | 143 | 100.0 |" in report
 
 
-def test_an_unknown_suite_is_refused_before_anything_runs(full_run, shared_data):
+def test_an_unknown_suite_is_refused_before_anything_runs(last_run_copy, shared_data):
     from evaluation.run import rerun_suites
     from nlp.errors import InvalidInputError
 
@@ -74,5 +65,5 @@ def test_an_unknown_suite_is_refused_before_anything_runs(full_run, shared_data)
         pytest.fail("predicted although the suite name was wrong")
 
     with pytest.raises(InvalidInputError, match="sentiment, topics, touchpoints, evidence"):
-        rerun_suites(["evidense"], predict_fn=never, model_name="x", out_dir=full_run, data_dir=shared_data)
-    assert (full_run / "results.json").read_bytes() == (REPO / "evaluation/results.json").read_bytes()
+        rerun_suites(["evidense"], predict_fn=never, model_name="x", out_dir=last_run_copy, data_dir=shared_data)
+    assert (last_run_copy / "results.json").read_bytes() == (REPO / "evaluation/results.json").read_bytes()
