@@ -46,9 +46,10 @@ def evaluate(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
     if study or recipe or suite:
-        from evaluation.study_report import rerender, run_study
+        from evaluation.study_report import STUDIES, check_study_names, rerender, run_study
 
         with exit_on_error():
+            check_study_names(study or [])  # before anything runs
             if recipe:
                 _add_recipes(recipe, out=out, settings=settings, retrain=retrain)
             classifier = None
@@ -60,10 +61,8 @@ def evaluate(
                 rerun_suites(suite, predict_fn=classifier_predict_fn(classifier), model_name=classifier.model_id,
                              model_precision=classifier.precision.value, out_dir=out, data_dir=settings.data)
             if study:
-                from evaluation.study_report import STUDIES, check_study_names
                 from service.models import resolve_model_dir
 
-                check_study_names(study)  # before loading anything
                 model_dir = resolve_model_dir(settings, model)
                 if classifier is None and any(STUDIES[name].needs_classifier for name in study):
                     classifier = load_classifier(settings, model)  # loaded once for --suite and --study
