@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nlp.errors import InvalidInputError
 
@@ -34,7 +34,7 @@ class Study:
     module: str
     run: str
     render: str
-    takes: str = "classify_fn"
+    takes: Literal["classify_fn", "classifier", "parent_dir"] = "classify_fn"
 
     @property
     def needs_classifier(self) -> bool:
