@@ -59,6 +59,9 @@ class TrainConfig:
     # "bce": topics are multi-label; "softmax": exactly one topic per text (intent benchmarks)
     topic_loss: str = "bce"
     loss_weights: dict[str, float] = field(default_factory=dict)
+    # the share of a batch's texts that are joined to another text of the batch (same language),
+    # with the targets both support (training.pairs): teaches two complaints in one text
+    pair_rate: float = 0.0
     # a model directory to start from (its adapters, heads and node rows; taxonomy nodes it lacks
     # start from their text), instead of the bare base encoder: a second stage on top of a model
     init_from: str | None = None
@@ -118,6 +121,8 @@ class TrainConfig:
             )
         if config.distill_weight < 0 or config.distill_temperature <= 0:
             raise InvalidInputError(f"{path}: distill_weight must be >= 0 and distill_temperature > 0.")
+        if not 0 <= config.pair_rate <= 1:
+            raise InvalidInputError(f"{path}: pair_rate is a share of each batch, between 0 and 1; got {config.pair_rate}.")
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

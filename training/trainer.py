@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from training.devscore import (
     tokenize,
 )
 from training.loss import distill_loss, multitask_loss
+from training.pairs import pair_up
 from training.pools import MixtureSampler, build_pools, load_pools
 from training.targets import TargetBuilder
 
@@ -125,6 +127,9 @@ def _check_same_config(ckpt_dir: Path, config: TrainConfig) -> None:
         return
     now = json.loads(json.dumps(config.to_dict()))
     may_change = {"steps", "eval_every", "checkpoint_every"}
+    # a setting added since the checkpoint was made, left at its default, is how that run trained
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    saved = {**{k: v for k, v in now.items() if k not in saved and k in defaults and v == defaults[k]}, **saved}
     differ = sorted(k for k in set(saved) | set(now) if k not in may_change and saved.get(k) != now.get(k))
     if differ:
         raise InvalidInputError(
@@ -195,6 +200,8 @@ def train(
     running: dict[str, float] = {}
     while step < config.steps:
         items = sampler.next()
+        if config.pair_rate:  # seeded per step, so a resumed run joins the same texts
+            items = pair_up(items, config.pair_rate, np.random.default_rng([config.seed, step]))
         enc = {k: v.to(device) for k, v in tokenize(model, [it.text for it in items]).items()}
         with autocast:
             out = model(**enc, node_dropout=config.node_dropout)

@@ -265,6 +265,36 @@ def test_rerunning_with_more_steps_continues_a_finished_run(setup, caplog):
     assert_same(weights(extended), weights(run(setup, "long", flat)))
 
 
+def test_joined_texts_change_training_and_a_resumed_run_joins_the_same_ones(trained, setup, caplog):
+    flat = dataclasses.replace(CONFIG, warmup_steps=100, pair_rate=0.5)
+    run(setup, "pairs-short", dataclasses.replace(flat, steps=10))
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        extended = run(setup, "pairs-short", flat)
+    assert "resumed from step 10" in caplog.text
+    whole = weights(run(setup, "pairs-long", flat))
+    assert_same(weights(extended), whole)  # joined per step from the seed: a resumed run joins the same texts
+    plain = weights(run(setup, "pairs-none", dataclasses.replace(flat, pair_rate=0.0)))
+    assert any(not torch.equal(plain[k], v) for k, v in whole.items())
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_while_the_setting_keeps_its_default(setup, caplog):
+    import shutil
+
+    run(setup, "old-ckpt", dataclasses.replace(CONFIG, steps=10))
+    out = setup[0] / "old-ckpt"
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    del state["config"]["pair_rate"]  # written by a version without joined texts
+    (out / "checkpoint" / "state.json").write_text(json.dumps(state))
+    shutil.copytree(out, setup[0] / "old-ckpt-2")
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        run(setup, "old-ckpt", CONFIG)
+    assert "resumed from step 10" in caplog.text
+    from nlp.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="differs in: pair_rate"):
+        run(setup, "old-ckpt-2", dataclasses.replace(CONFIG, pair_rate=0.5))
+
+
 def test_a_second_stage_starts_from_its_parent(trained, setup):
     # at a learning rate of 0 nothing moves, so the second stage must be its parent exactly
     still = dataclasses.replace(CONFIG, init_from=str(trained), lr=0.0, head_lr=0.0, steps=5, version="0.2.0")
