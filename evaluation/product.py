@@ -41,6 +41,11 @@ TOUCHPOINT_SETS: tuple[SplitPlan, ...] = (
     SplitPlan(dataset="twitter_us_airline"),
     SplitPlan(dataset="banking77", dev=None),
 )
+#: Two topics in one text: each set's test texts joined in pairs (see run_joined); the sets whose
+#: texts are single review sentences with closed topic schemes
+JOINED_SETS: tuple[SplitPlan, ...] = TOPIC_SETS[:5]
+#: at most this many joined texts a set
+JOINED_PAIRS = 400
 EVIDENCE_SETS: tuple[SplitPlan, ...] = (
     SplitPlan(dataset="chinese_absa_products", dev=None),
     SplitPlan(dataset="zhijiang2019_makeup_opinion", test="dev", dev=None),
@@ -166,6 +171,66 @@ def run_touchpoints(ctx: Context) -> dict[str, Any]:
     return _run_multilabel(ctx, TOUCHPOINT_SETS, "touchpoints")
 
 
+def joined_pairs(test: list, *, seed: int, limit: int = JOINED_PAIRS) -> tuple[list, list]:
+    """Test texts with a topic, shuffled with ``seed`` and joined in consecutive pairs of the same
+    language that fit the training length limit together (:data:`training.pairs.MAX_CHARS`, so
+    no label is truncated away): the halves used and the joined examples, whose topics are both
+    halves' (a topic in both with opposite polarities becomes ``conflict``)."""
+    import dataclasses
+    import random
+
+    from training.pairs import MAX_CHARS, join_text, script
+
+    pool = [e for e in test if e.topics]
+    random.Random(seed).shuffle(pool)
+    halves, joined = [], []
+    it = iter(pool)  # consecutive pairs; an odd one out is left
+    for a, b in zip(it, it, strict=False):
+        lang = script(a.text)
+        if script(b.text) != lang or len(a.text) + len(b.text) > MAX_CHARS[lang]:
+            continue
+        halves += [a, b]
+        joined.append(dataclasses.replace(
+            a, id=f"{a.id}+{b.id}", split=f"{a.split}-joined", text=join_text(a.text, b.text, "，" if lang == "zh" else ". "),
+            sentiment=None, topics=a.topics + b.topics, aspects=(), touchpoints=()))
+        if len(joined) == limit:
+            break
+    return halves, joined
+
+
+def run_joined(ctx: Context) -> dict[str, Any]:
+    """Two topics in one text: our model and the TF-IDF peer on the halves alone and on the
+    joined texts, over each set's scheme. A text with two complaints should find both; a model
+    whose detection is diluted by the other complaint loses recall on the joined texts."""
+    from evaluation.peers import topic_records
+    from training.data import dataset_info
+
+    out: dict[str, Any] = {}
+    for plan in JOINED_SETS:
+        info = dataset_info(plan.dataset)
+        train, dev, test = ctx.splits(plan)
+        halves, joined = joined_pairs(test, seed=ctx.seed)
+        if not joined:
+            continue
+
+        def score(examples: list, records: list, info=info) -> dict[str, Any]:
+            s = scoring.score_topics(examples, records, space=info.topic_space, closed=info.closed_topics)
+            s["no_topic"] = sum(1 for r in records if not r.get("topics")) / max(1, len(records))
+            return {k: s[k] for k in ("n", "micro_recall", "micro_precision", "micro_f1", "polarity_accuracy",
+                                      "outside_per_text", "no_topic")}
+
+        preds: dict[str, Any] = {}
+        if ctx.predict_fn is not None:
+            preds["verbatim"] = {"halves": score(halves, ctx.ours(plan, halves)),
+                                 "joined": score(joined, ctx.ours(plan, joined))}
+        if TFIDF in ctx.peers:
+            det, pol, _ = _topic_peer(ctx, TFIDF, train, dev, "topics")
+            preds[TFIDF] = {"halves": score(halves, topic_records(det, [e.text for e in halves], polarity=pol)),
+                            "joined": score(joined, topic_records(det, [e.text for e in joined], polarity=pol))}
+        out[plan.dataset] = {"lang": info.lang, "split": plan.test, "pairs": len(joined), "predictors": preds}
+    return out
+
+
 def run_evidence(ctx: Context) -> dict[str, Any]:
     """Evidence spans of our model's topics against gold aspect-term offsets (no peer has spans)."""
     out: dict[str, Any] = {}
@@ -180,4 +245,4 @@ def run_evidence(ctx: Context) -> dict[str, Any]:
     return out
 
 
-__all__ = ["EMBED", "TFIDF", "run_evidence", "run_sentiment", "run_topics", "run_touchpoints"]
+__all__ = ["EMBED", "TFIDF", "run_evidence", "run_joined", "run_sentiment", "run_topics", "run_touchpoints"]

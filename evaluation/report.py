@@ -121,6 +121,26 @@ def render(results: dict[str, Any]) -> str:
         lines += _table(["data set (test)", "predictor", "n", "recall %", "precision %",
                          "micro-F1 %", "macro-F1 %", "polarity acc. % (n)", "ECE", "outside / text (most)"], rows)
 
+    joined = results.get("joined") or {}
+    if joined:
+        lines += ["## Two topics in one text", "",
+                  "Each set's test texts with a topic, joined in pairs of the same language (\"A. B\", "
+                  "\"A，B\"; short enough together that nothing is truncated), scored like the topics "
+                  "above over the set's scheme: first on the halves alone, then on the joined texts, "
+                  "whose gold topics are both halves'. A detector diluted by a second complaint loses "
+                  "recall on the joined texts. *No topic*: share of texts given none.", ""]
+        rows = []
+        for ds, block in joined.items():
+            for key, p in block["predictors"].items():
+                h, j = p["halves"], p["joined"]
+                rows.append([ds, _name(key), str(block["pairs"]),
+                             f"{pct(h['micro_recall'])} → {pct(j['micro_recall'])}",
+                             f"{pct(h['micro_f1'])} → {pct(j['micro_f1'])}",
+                             f"{pct(h['polarity_accuracy'])} → {pct(j['polarity_accuracy'])}",
+                             f"{pct(h['no_topic'])} → {pct(j['no_topic'])}"])
+        lines += _table(["data set (test)", "predictor", "joined texts", "recall % (halves → joined)",
+                         "micro-F1 %", "polarity acc. %", "no topic %"], rows)
+
     tps = results.get("touchpoints") or {}
     if tps:
         lines += ["## Touchpoints", "",

@@ -15,7 +15,7 @@ from evaluation.suite import OURS, PEER_NAMES, TFIDF, Context, PredictFn
 
 log = logging.getLogger(__name__)
 
-SUITES = ("sentiment", "topics", "touchpoints", "evidence", "recipe")
+SUITES = ("sentiment", "topics", "joined", "touchpoints", "evidence", "recipe")
 
 
 def run_evaluation(
@@ -68,6 +68,7 @@ def run_evaluation(
     runners = {
         "sentiment": product.run_sentiment,
         "topics": product.run_topics,
+        "joined": product.run_joined,
         "touchpoints": product.run_touchpoints,
         "evidence": product.run_evidence,
         "recipe": lambda c: recipe.run_recipe_benchmarks(recipe_train_fn, ctx=c),

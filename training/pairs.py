@@ -38,10 +38,6 @@ _JOINERS = {"zh": ("，", "。", "；"), "en": (". ", ", and ", "; ")}
 _END = "。！？!?.,，;；、 "
 
 
-def _script(text: str) -> str:
-    return "zh" if _CJK.search(text) else "en"
-
-
 def _says_something(item: TrainItem) -> bool:
     """The item has a positive topic or touchpoint: joining it can teach a second complaint."""
     return bool((item.topic_target[item.topic_mask] > 0).any() or (item.tp_target[item.tp_mask] > 0).any()
@@ -52,6 +48,16 @@ def _either(a_t: np.ndarray, a_m: np.ndarray, b_t: np.ndarray, b_m: np.ndarray) 
     pos = (a_m & (a_t > 0)) | (b_m & (b_t > 0))
     neg = a_m & (a_t <= 0) & b_m & (b_t <= 0)
     return pos.astype(np.float32), pos | neg
+
+
+def join_text(a: str, b: str, joiner: str) -> str:
+    """``a`` and ``b`` as one text: ``a`` without its closing punctuation, ``joiner``, ``b``."""
+    return a.rstrip().rstrip(_END) + joiner + b.strip()
+
+
+def script(text: str) -> str:
+    """``zh`` for a text with Chinese characters, else ``en``: which joiners and length limit apply."""
+    return "zh" if _CJK.search(text) else "en"
 
 
 def join(a: TrainItem, b: TrainItem, joiner: str) -> TrainItem:
@@ -80,7 +86,7 @@ def join(a: TrainItem, b: TrainItem, joiner: str) -> TrainItem:
 
     same = a.sentiment >= 0 and a.sentiment == b.sentiment
     return TrainItem(
-        text=a.text.rstrip().rstrip(_END) + joiner + b.text.strip(),
+        text=join_text(a.text, b.text, joiner),
         source=f"{a.source}+{b.source}",
         sentiment=a.sentiment if same else -1,
         sentiment_binary=same and (a.sentiment_binary or b.sentiment_binary),
@@ -101,7 +107,7 @@ def pair_up(items: Sequence[TrainItem], rate: float, rng: np.random.Generator) -
     out = list(items)
     if rate <= 0:
         return out
-    scripts = [_script(it.text) for it in items]
+    scripts = [script(it.text) for it in items]
     for i in range(len(items)):
         if rng.random() >= rate or not _says_something(items[i]):
             continue

@@ -8,6 +8,7 @@ import pytest
 
 from evaluation import run_evaluation
 from evaluation.product import EVIDENCE_SETS, SENTIMENT_SETS, TOPIC_SETS
+from training.pairs import join_text
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -34,11 +35,28 @@ def _oracle():
     def predict(texts: list[str]) -> list[dict]:
         out = []
         for t in texts:
-            rec = dict(gold[t])
+            rec = dict(gold[t]) if t in gold else _joined(t)
             rec["sentiment"] = rec["sentiment"] or {"label": "neutral", "score": 0.0, "confidence": 0.4}
             out.append(rec)
         return out
 
+    heads = {join_text(t, "", ""): t for t in gold}  # a first half as it appears in a joined text
+    tails = {t.strip(): t for t in gold}
+
+    def _joined(text: str, first_only: bool = False) -> dict:
+        """Both halves' gold labels (or the first half's only) for a text of the joined suite."""
+        for joiner in ("，", ". "):
+            at = text.find(joiner)
+            while at >= 0:
+                a, b = heads.get(text[:at]), tails.get(text[at + len(joiner):])
+                if a is not None and b is not None:
+                    topics = gold[a]["topics"] + ([] if first_only else gold[b]["topics"])
+                    return {"sentiment": None, "topics": topics, "touchpoints": []}
+                at = text.find(joiner, at + 1)
+        raise KeyError(text)
+
+    predict.first_only = lambda texts: [  # type: ignore[attr-defined]
+        dict(gold[t]) if t in gold else _joined(t, first_only=True) for t in texts]
     return predict
 
 
@@ -89,3 +107,23 @@ def test_recipe_benchmarks_prepare_ten_shot_banking77_and_score_peers(shared_dat
         recipe["banking77_10shot"]["predictors"]["tfidf_lr"]["accuracy"]
     report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
     assert "Our recipe was not trained in this run" in report and "92.2 (BERT-pair)" in report
+
+
+def test_joined_texts_show_a_model_that_finds_only_one_of_two_complaints(shared_data, tmp_path):
+    oracle = _oracle()
+    kwargs = dict(quick=True, quick_test=120, quick_train=400, peers=("tfidf_lr",), suites=("joined",), progress=False)
+    both = run_evaluation(predict_fn=oracle, out_dir=tmp_path / "both", **kwargs)["joined"]
+    first = run_evaluation(predict_fn=oracle.first_only, out_dir=tmp_path / "first", **kwargs)["joined"]
+    assert set(both) == {"zhijiang2019_makeup_opinion", "semeval2014_restaurants", "semeval2016_restaurants",
+                         "acos", "mams_acsa"}
+    for ds, block in both.items():
+        ours = block["predictors"]["verbatim"]
+        assert block["pairs"] >= 10, ds
+        assert ours["halves"]["micro_recall"] == pytest.approx(1.0) == ours["joined"]["micro_recall"], ds
+        one = first[ds]["predictors"]["verbatim"]
+        assert one["halves"]["micro_recall"] == pytest.approx(1.0)
+        assert 0.3 < one["joined"]["micro_recall"] < 0.8, ds  # the second complaint is lost
+        peer = block["predictors"]["tfidf_lr"]
+        assert 0 < peer["joined"]["micro_recall"] < 1 and peer["joined"]["n"] == block["pairs"]
+    report = (tmp_path / "first" / "REPORT.md").read_text(encoding="utf-8")
+    assert "## Two topics in one text" in report and "| semeval2014_restaurants | Verbatim (ours) |" in report
