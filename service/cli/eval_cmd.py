@@ -26,7 +26,7 @@ def evaluate(
         "evaluation/recipe_runs/NAME.json, else uses or trains (resumably) the model in $VERBATIM_HOME/recipes/NAME."
     ),
     suite: list[str] = typer.Option(
-        None, help="Measure this product suite again (sentiment, topics, touchpoints, evidence; repeatable), ours "
+        None, help="Measure this product suite again (sentiment, topics, joined, touchpoints, evidence; repeatable), ours "
         "and its peers, in place of the last full run's, and re-render REPORT.md; the rest of the report stays."
     ),
     retrain: bool = typer.Option(False, help="With --recipe: ignore the stored run and predict with the model in "
