@@ -59,8 +59,9 @@ class TrainConfig:
     # "bce": topics are multi-label; "softmax": exactly one topic per text (intent benchmarks)
     topic_loss: str = "bce"
     loss_weights: dict[str, float] = field(default_factory=dict)
-    # the share of a batch's texts that are joined to another text of the batch (same language),
-    # with the targets both support (training.pairs): teaches two complaints in one text
+    # the share of a batch's texts (those with a topic or touchpoint) joined to another train text
+    # of the same data set and language, with the targets both support (training.pairs): teaches
+    # two complaints in one text
     pair_rate: float = 0.0
     # a model directory to start from (its adapters, heads and node rows; taxonomy nodes it lacks
     # start from their text), instead of the bare base encoder: a second stage on top of a model

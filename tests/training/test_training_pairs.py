@@ -78,18 +78,25 @@ def test_an_assumed_negative_stays_marked_only_where_the_joined_text_is_negative
     assert both.topic_target[T.index("service.attitude")] == 1
 
 
-def test_pair_up_joins_only_same_language_texts_that_say_something_and_keeps_the_batch_size():
-    zh = [item("快递太慢了", topics=["delivery.timeliness"]), item("客服不回复", topics=["service.responsiveness"])]
-    en = [item("The room was dirty", topics=["environment.cleanliness"])]
-    plain = [item("还行吧")]  # sentiment only: nothing to join
-    batch = zh + en + plain
-    out = pair_up(batch, 1.0, np.random.default_rng(0))
+def test_pair_up_joins_texts_of_the_same_data_set_and_language_and_keeps_the_batch_size():
+    def of(source: str, text: str, **kw) -> TrainItem:
+        it = item(text, **kw)
+        it.source = source
+        return it
+
+    late, silent = of("seeds", "快递太慢了", topics=["delivery.timeliness"]), of("seeds", "客服不回复", topics=["service.responsiveness"])
+    dirty = of("seeds", "The room was dirty", topics=["environment.cleanliness"])
+    rude = of("tweets", "the agent was rude", topics=["service.attitude"])
+    plain = of("seeds", "还行吧")  # sentiment only: nothing to say about topics
+    pools = {"seeds": [late, silent, dirty, plain], "tweets": [rude]}
+    batch = [late, dirty, rude, plain]
+    out = pair_up(batch, 1.0, np.random.default_rng(0), pools)
     assert len(out) == len(batch)
     assert out[0].text[:5] == "快递太慢了" and out[0].text[-5:] == "客服不回复" and len(out[0].text) == 11
-    assert out[1].text[:5] == "客服不回复" and out[1].text[-5:] == "快递太慢了"
     assert out[0].topic_target[T.index("service.responsiveness")] == 1
-    assert out[2] is en[0] and out[3] is plain[0]  # no English partner; nothing to say
-    assert pair_up(batch, 0.0, np.random.default_rng(0)) == batch
+    # no English partner in its own set; the only tweet has no other tweet; nothing to say
+    assert out[1] is dirty and out[2] is rude and out[3] is plain
+    assert pair_up(batch, 0.0, np.random.default_rng(0), pools) == batch
     # long texts are not joined: the second half's labels would be truncated away
-    long = [item("很" * 80 + "慢", topics=["delivery.timeliness"]), item("客服" * 20, topics=["service.responsiveness"])]
-    assert pair_up(long, 1.0, np.random.default_rng(0)) == long
+    long = of("seeds", "很" * 80 + "慢", topics=["delivery.timeliness"])
+    assert pair_up([long], 1.0, np.random.default_rng(0), {"seeds": [long, of("seeds", "客服" * 20, topics=["service.responsiveness"])]})[0] is long
