@@ -70,7 +70,8 @@ def render(results: dict[str, Any]) -> str:
         precision = f", its encoder computing in {meta['precision']}" if meta.get("precision") else ""
         lines += [f"Our model: `{meta.get('model') or 'given predict_fn'}`{precision}.", ""]
     for suite, how in (meta.get("suites_rerun") or {}).items():
-        lines += [f"The {suite} suite was measured again on {how['at']} (`verbatim eval --suite {suite}`, "
+        done = "measured again" if suite in meta.get("suites", ()) else "added"  # not in the full run
+        lines += [f"The {suite} suite was {done} on {how['at']} (`verbatim eval --suite {suite}`, "
                   f"`{how.get('model')}`{', ' + how['precision'] if how.get('precision') else ''}; its peers, if any, "
                   "in that run); everything else is from the run above.", ""]
     if meta["quick"]:

@@ -57,6 +57,19 @@ def test_the_evidence_suite_is_replaced_and_the_rest_of_the_report_kept(last_run
     assert "| zhijiang2019_makeup_opinion | Verbatim (ours) | 143 | 100.0 |" in report
 
 
+def test_a_suite_the_full_run_did_not_have_is_reported_as_added(last_run_copy, shared_data):
+    from evaluation.run import rerun_suites
+
+    saved = json.loads((last_run_copy / "results.json").read_text(encoding="utf-8"))
+    saved["meta"]["suites"] = [s for s in saved["meta"]["suites"] if s != "evidence"]  # a run from before the suite
+    saved.pop("evidence")
+    (last_run_copy / "results.json").write_text(json.dumps(saved), encoding="utf-8")
+    rerun_suites(["evidence"], predict_fn=_predict_on_gold(_gold_spans(shared_data)), model_name="stand-in@1",
+                 model_precision="bf16", out_dir=last_run_copy, data_dir=shared_data)
+    report = (last_run_copy / "REPORT.md").read_text(encoding="utf-8")
+    assert "The evidence suite was added on " in report and "measured again" not in report
+
+
 def test_an_unknown_suite_is_refused_before_anything_runs(last_run_copy, shared_data):
     from evaluation.run import rerun_suites
     from nlp.errors import InvalidInputError
@@ -64,6 +77,6 @@ def test_an_unknown_suite_is_refused_before_anything_runs(last_run_copy, shared_
     def never(texts):
         pytest.fail("predicted although the suite name was wrong")
 
-    with pytest.raises(InvalidInputError, match="sentiment, topics, touchpoints, evidence"):
+    with pytest.raises(InvalidInputError, match="sentiment, topics, joined, touchpoints, evidence"):
         rerun_suites(["evidense"], predict_fn=never, model_name="x", out_dir=last_run_copy, data_dir=shared_data)
     assert (last_run_copy / "results.json").read_bytes() == (REPO / "evaluation/results.json").read_bytes()
