@@ -108,8 +108,17 @@ def run_sentiment(ctx: Context) -> dict[str, Any]:
     return out
 
 
-def _topic_peer(ctx: Context, kind: str, train: list, dev: list, field: str) -> Any:
-    """Fit a multi-label peer (and, for topics, a per-topic polarity model) on ``train``."""
+def _topic_peer(ctx: Context, kind: str, plan: SplitPlan, field: str) -> Any:
+    """A multi-label peer (and, for topics, a per-topic polarity model) fitted on ``plan``'s train
+    split; fitted once a run (the joined suite reuses the topic suite's)."""
+    key = (plan, kind, field)
+    if key not in ctx._peers:
+        train, dev, _ = ctx.splits(plan)
+        ctx._peers[key] = _fit_topic_peer(ctx, kind, train, dev, field)
+    return ctx._peers[key]
+
+
+def _fit_topic_peer(ctx: Context, kind: str, train: list, dev: list, field: str) -> Any:
     from evaluation.peers import CategoryPolarity, OneVsRestClassifier
 
     ids = (lambda e: sorted(e.topic_ids)) if field == "topics" else (lambda e: sorted(e.touchpoints))
@@ -135,7 +144,7 @@ def _run_multilabel(ctx: Context, plans: tuple[SplitPlan, ...], field: str) -> d
     for plan in plans:
         info = dataset_info(plan.dataset)
         space = info.topic_space if field == "topics" else info.touchpoint_space
-        train, dev, test = ctx.splits(plan)
+        test = ctx.splits(plan)[2]
         texts = [e.text for e in test]
 
         def score(records: list, info=info, space=space, test=test) -> dict[str, Any]:
@@ -149,7 +158,7 @@ def _run_multilabel(ctx: Context, plans: tuple[SplitPlan, ...], field: str) -> d
             preds["verbatim"] = score(ours)
         for kind in ctx.supervised_peers():
             with Timer() as fit_t:
-                det, pol, n_train = _topic_peer(ctx, kind, train, dev, field)
+                det, pol, n_train = _topic_peer(ctx, kind, plan, field)
             with Timer() as pred_t:
                 records = topic_records(det, texts, polarity=pol, field=field)
             preds[kind] = score(records) | {"C": det.C_, "n_train": n_train,
@@ -208,7 +217,7 @@ def run_joined(ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for plan in JOINED_SETS:
         info = dataset_info(plan.dataset)
-        train, dev, test = ctx.splits(plan)
+        test = ctx.splits(plan)[2]
         halves, joined = joined_pairs(test, seed=ctx.seed)
         if not joined:
             continue
@@ -224,7 +233,7 @@ def run_joined(ctx: Context) -> dict[str, Any]:
             preds["verbatim"] = {"halves": score(halves, ctx.ours(plan, halves)),
                                  "joined": score(joined, ctx.ours(plan, joined))}
         if TFIDF in ctx.peers:
-            det, pol, _ = _topic_peer(ctx, TFIDF, train, dev, "topics")
+            det, pol, _ = _topic_peer(ctx, TFIDF, plan, "topics")
             preds[TFIDF] = {"halves": score(halves, topic_records(det, [e.text for e in halves], polarity=pol)),
                             "joined": score(joined, topic_records(det, [e.text for e in joined], polarity=pol))}
         out[plan.dataset] = {"lang": info.lang, "split": plan.test, "pairs": len(joined), "predictors": preds}

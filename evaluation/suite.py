@@ -69,6 +69,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     embed_cache: dict[str, np.ndarray] = field(default_factory=dict)
     _ours: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _peers: dict[tuple, Any] = field(default_factory=dict)  # fitted supervised peers, per split plan
     _splits: dict[SplitPlan, tuple[list[Example], list[Example], list[Example]]] = field(
         default_factory=dict)
 

@@ -19,13 +19,8 @@ def batch_targets(items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
         "topic_mask": torch.from_numpy(np.stack([it.topic_mask for it in items])),
         "tp_target": torch.from_numpy(np.stack([it.tp_target for it in items])),
         "tp_mask": torch.from_numpy(np.stack([it.tp_mask for it in items])),
-        "topic_assumed": torch.from_numpy(np.stack([_assumed(it) for it in items])),
+        "topic_assumed": torch.from_numpy(np.stack([it.assumed() for it in items])),
     }
-
-
-def _assumed(item: TrainItem) -> np.ndarray:
-    n = len(item.topic_target)
-    return item.topic_assumed if len(item.topic_assumed) == n else np.zeros(n, bool)
 
 
 def _group_loss(logits: torch.Tensor, target: float, how: str) -> torch.Tensor:

@@ -64,9 +64,7 @@ def join(a: TrainItem, b: TrainItem, joiner: str) -> TrainItem:
     """``a`` and ``b`` as one text ``a + joiner + b`` with the targets both support (module doc)."""
     topic_target, topic_mask = _either(a.topic_target, a.topic_mask, b.topic_target, b.topic_mask)
     tp_target, tp_mask = _either(a.tp_target, a.tp_mask, b.tp_target, b.tp_mask)
-    assumed = (a.topic_assumed if len(a.topic_assumed) else np.zeros_like(topic_mask)) | (
-        b.topic_assumed if len(b.topic_assumed) else np.zeros_like(topic_mask))
-    assumed = assumed & topic_mask & (topic_target == 0)
+    assumed = (a.assumed() | b.assumed()) & topic_mask & (topic_target == 0)
 
     def none_of(leaves: tuple[int, ...], other: TrainItem) -> bool:
         idx = list(leaves)

@@ -43,6 +43,11 @@ class TrainItem:
     # topic negatives that come from ``assume_absent`` (domain knowledge), not from the data set
     topic_assumed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
+    def assumed(self) -> np.ndarray:
+        """``topic_assumed`` over every topic (items built before it existed have none)."""
+        n = len(self.topic_target)
+        return self.topic_assumed if len(self.topic_assumed) == n else np.zeros(n, bool)
+
 
 class TargetBuilder:
     """Turns examples (and taxonomy seed phrases) into :class:`TrainItem` for one label map."""
