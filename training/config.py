@@ -10,6 +10,9 @@ import yaml
 
 from nlp.errors import InvalidInputError
 
+#: where a joined training text's second half comes from (training.pairs.pair_up)
+PAIR_PARTNERS = ("dataset", "batch")
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
@@ -63,6 +66,9 @@ class TrainConfig:
     # of the same data set and language, with the targets both support (training.pairs): teaches
     # two complaints in one text
     pair_rate: float = 0.0
+    # where a joined text's second half comes from: "dataset" (the same data set) or "batch" (any
+    # text of the batch); training.pairs.pair_up says what each keeps
+    pair_partners: str = "dataset"
     # a model directory to start from (its adapters, heads and node rows; taxonomy nodes it lacks
     # start from their text), instead of the bare base encoder: a second stage on top of a model
     init_from: str | None = None
@@ -124,6 +130,10 @@ class TrainConfig:
             raise InvalidInputError(f"{path}: distill_weight must be >= 0 and distill_temperature > 0.")
         if not 0 <= config.pair_rate <= 1:
             raise InvalidInputError(f"{path}: pair_rate is a share of each batch, between 0 and 1; got {config.pair_rate}.")
+        if config.pair_partners not in PAIR_PARTNERS:
+            raise InvalidInputError(
+                f"{path}: pair_partners is one of {', '.join(PAIR_PARTNERS)}; got {config.pair_partners!r}."
+            )
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")
         return config

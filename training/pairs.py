@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from training.config import PAIR_PARTNERS as PARTNERS
 from training.targets import TrainItem
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -99,26 +100,42 @@ def join(a: TrainItem, b: TrainItem, joiner: str) -> TrainItem:
 
 
 def pair_up(items: Sequence[TrainItem], rate: float, rng: np.random.Generator,
-            pools: Mapping[str, Sequence[TrainItem]], *, tries: int = 8) -> list[TrainItem]:
+            pools: Mapping[str, Sequence[TrainItem]], *, partners: str = "dataset",
+            tries: int = 8) -> list[TrainItem]:
     """``items`` with about ``rate`` of those that say something (a positive topic or touchpoint)
-    replaced by themselves joined to another train item of the *same data set* (``pools``, by
-    source) in the same language, short enough together. Same data set: both halves are labelled
-    under one scheme, so the joined text keeps the negatives they share; halves from different
-    schemes keep mostly positives, and training on those raised topics the sets cannot express
-    (session 9: tweets 0.51 -> 0.94 a text). A partner is drawn up to ``tries`` times; an item
-    without a fitting one stays alone. The batch keeps its size."""
+    replaced by themselves joined to a partner in the same language, short enough together.
+    The batch keeps its size.
+
+    ``partners="dataset"``: another train item of the *same data set* (``pools``, by source),
+    drawn up to ``tries`` times; an item without a fitting one stays alone. Both halves are
+    labelled under one scheme, so the joined text keeps the negatives they share.
+    ``partners="batch"``: another item of the batch that says something (any data set); halves
+    from different schemes keep mostly positives. Which trains better is measured, not assumed:
+    session 9's two stages (v0.4-pairs.yaml, v0.4-pairs-b.yaml) raised outside-scheme topics on
+    tweets alike, and the batch one kept topic precision and the tenant probe."""
+    if partners not in PARTNERS:
+        raise ValueError(f"partners is one of {', '.join(PARTNERS)}; got {partners!r}")
     out = list(items)
     if rate <= 0:
         return out
+    scripts = [script(it.text) for it in items]
     for i, item in enumerate(items):
         if rng.random() >= rate or not _says_something(item):
             continue
+        lang = scripts[i]
+        joiners = _JOINERS[lang]
+        if partners == "batch":
+            fits = [j for j in range(len(items)) if j != i and scripts[j] == lang and _says_something(items[j])
+                    and len(item.text) + len(items[j].text) <= MAX_CHARS[lang]]
+            if fits:
+                other = items[fits[int(rng.integers(len(fits)))]]
+                out[i] = join(item, other, joiners[int(rng.integers(len(joiners)))])
+            continue
         pool = pools.get(item.source) or ()
-        lang = script(item.text)
         for _ in range(tries if pool else 0):
             other = pool[int(rng.integers(len(pool)))]
             if (other is not item and _says_something(other) and script(other.text) == lang
                     and len(item.text) + len(other.text) <= MAX_CHARS[lang]):
-                out[i] = join(item, other, _JOINERS[lang][int(rng.integers(len(_JOINERS[lang])))])
+                out[i] = join(item, other, joiners[int(rng.integers(len(joiners)))])
                 break
     return out

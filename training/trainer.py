@@ -201,7 +201,8 @@ def train(
     while step < config.steps:
         items = sampler.next()
         if config.pair_rate:  # seeded per step, so a resumed run joins the same texts
-            items = pair_up(items, config.pair_rate, np.random.default_rng([config.seed, step]), train_pools)
+            items = pair_up(items, config.pair_rate, np.random.default_rng([config.seed, step]), train_pools,
+                            partners=config.pair_partners)
         enc = {k: v.to(device) for k, v in tokenize(model, [it.text for it in items]).items()}
         with autocast:
             out = model(**enc, node_dropout=config.node_dropout)

@@ -98,6 +98,8 @@ def test_an_unknown_setting_is_named_with_the_known_ones(tmp_path):
     ("- steps\n- 10\n", "mapping"),
     ("steps: 0\nmixture: {waimai_10k: 1.0}\n", "positive"),
     ("steps: [10\n", "Cannot read"),
+    ("pair_rate: 1.5\nmixture: {waimai_10k: 1.0}\n", "between 0 and 1"),
+    ("pair_partners: corpus\nmixture: {waimai_10k: 1.0}\n", "pair_partners is one of dataset, batch"),
 ])
 def test_configs_that_cannot_train_are_refused_with_the_reason(tmp_path, text, words):
     with pytest.raises(InvalidInputError) as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.taxonomy import default_taxonomy
 from training.pairs import join, pair_up
@@ -100,3 +101,25 @@ def test_pair_up_joins_texts_of_the_same_data_set_and_language_and_keeps_the_bat
     # long texts are not joined: the second half's labels would be truncated away
     long = of("seeds", "很" * 80 + "慢", topics=["delivery.timeliness"])
     assert pair_up([long], 1.0, np.random.default_rng(0), {"seeds": [long, of("seeds", "客服" * 20, topics=["service.responsiveness"])]})[0] is long
+
+
+def test_batch_partners_join_texts_of_other_data_sets_in_the_batch():
+    def of(source: str, text: str, **kw) -> TrainItem:
+        it = item(text, **kw)
+        it.source = source
+        return it
+
+    dirty = of("seeds", "The room was dirty", topics=["environment.cleanliness"])
+    rude = of("tweets", "the agent was rude", topics=["service.attitude"])
+    late = of("seeds", "快递太慢了", topics=["delivery.timeliness"])  # no Chinese partner in the batch
+    batch = [dirty, rude, late]
+    pools = {"seeds": [dirty, late], "tweets": [rude]}
+    out = pair_up(batch, 1.0, np.random.default_rng(0), pools, partners="batch")
+    assert out[0].text.startswith("The room was dirty") and out[0].text.endswith("the agent was rude")
+    assert out[0].source == "seeds+tweets" and out[1].source == "tweets+seeds"
+    assert out[2] is late
+    # the same batch with same-set partners: the English texts have none
+    same = pair_up(batch, 1.0, np.random.default_rng(0), pools)
+    assert same[0] is dirty and same[1] is rude
+    with pytest.raises(ValueError, match="partners is one of dataset, batch"):
+        pair_up(batch, 1.0, np.random.default_rng(0), pools, partners="corpus")
