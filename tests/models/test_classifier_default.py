@@ -125,3 +125,25 @@ def test_a_topics_evidence_is_the_clause_that_speaks_of_it(classifier, text, top
     assert topic in found, sorted(found)
     evidence = found[topic]["evidence"]
     assert evidence["text"] == clause and text[evidence["start"] : evidence["end"]] == clause
+
+
+LONG_PRAISE = (
+    "这款保温杯是给家里老人买的，外观是磨砂的，拿在手里很有质感，容量也够一天喝的，杯盖拧得很紧不会漏水，"
+    "清洗起来也方便，内胆是不锈钢的没有异味，保温效果试了一下早上倒的热水到晚上还是温的，颜色和图片上一样，"
+    "老人用了说挺好用的，每天出门都带着，杯身不重，放在包里也不占地方，杯口大小刚好，喝水不会洒出来，"
+    "晚上放一杯热茶第二天早上还能喝，冬天用正合适，和家里以前那个比起来好太多了。"
+)  # over 128 tokens: more than the model reads at once
+SILENT_SERVICE = "不过有个问题想问客服，发了好几条消息，客服三天都没有回复，态度太差了。"
+
+
+def test_a_complaint_at_the_end_of_a_long_review_is_found_with_its_evidence(classifier):
+    assert len(classifier.model.tokenizer(LONG_PRAISE)["input_ids"]) > classifier.config.max_length
+    text = LONG_PRAISE + SILENT_SERVICE
+    res = one(classifier, text)
+    found = {t["id"]: t for t in res["topics"]}
+    service = [t for t in found if t.startswith("service.")]
+    assert service, sorted(found)  # the customer-service complaint past the first 128 tokens
+    for topic in service:
+        ev = found[topic]["evidence"]
+        assert ev["start"] >= len(LONG_PRAISE) and text[ev["start"]:ev["end"]] == ev["text"]
+    assert "product.quality" in found  # and the praise at the start is still read

@@ -271,3 +271,58 @@ def test_evidence_offsets_index_the_original_text(open_classifier):
         assert MESSY[ev["start"]:ev["end"]] == ev["text"]
         spans.add((ev["start"], ev["end"]))
     assert spans and spans <= clauses  # never a span of the prepared text, e.g. (0, 16) for the first clause
+
+
+def test_a_long_text_is_read_as_overlapping_windows_that_cover_all_of_it():
+    from models.classifier.predict import _windows
+
+    head, max_length = 4, 12  # start token and a 3-token prefix; 7 content tokens a window
+    ids = [0, 90, 91, 92, *range(100, 120), 2]
+    special = [1, 0, 0, 0, *[0] * 20, 1]
+    offsets = [(0, 0), (0, 3), (3, 5), (5, 7), *[(7 + 2 * k, 9 + 2 * k) for k in range(20)], (0, 0)]
+    wins = _windows(ids, special, offsets, head=head, max_length=max_length)
+    assert len(wins) > 1 and all(w.windows == len(wins) for w in wins)
+    covered = set()
+    for w in wins:
+        assert len(w.ids) <= max_length and w.ids[:head] == ids[:head] and w.ids[-1] == 2
+        assert len(w.ids) == len(w.special) == len(w.offsets)
+        content = w.ids[head:-1]
+        assert content == list(range(content[0], content[0] + len(content)))  # a contiguous slice
+        assert [w.offsets[k] for k in range(head, len(w.ids) - 1)] == [offsets[ids.index(t)] for t in content]
+        covered |= set(content)
+    assert covered == set(range(100, 120))  # every content token is read
+    assert wins[-1].ids[-2] == 119  # the last window ends where the text ends
+    assert set(wins[0].ids) & set(wins[1].ids) - set(ids[:head]) - {2}  # neighbours overlap
+    short = _windows(ids[:10] + [2], special[:10] + [1], offsets[:10] + [(0, 0)], head=head, max_length=max_length)
+    assert len(short) == 1 and short[0].ids == ids[:10] + [2]  # a text that fits is itself
+
+
+@pytest.fixture(scope="module")
+def short_window(model_dir, base, tmp_path_factory) -> Classifier:
+    """The tiny model reading at most 16 tokens at a time, thresholds at zero."""
+    directory = Path(shutil.copytree(model_dir, tmp_path_factory.mktemp("short") / "model"))
+    config = ClassifierConfig.load(directory)
+    config.with_(max_length=16, thresholds={**config.thresholds, "topics": 0.0, "touchpoints": 0.0}).save(directory)
+    return Classifier.load(directory, base_dir=base, quantize=False, batch_size=3)
+
+
+def test_a_text_longer_than_the_model_reads_gets_one_result_from_all_its_windows(short_window):
+    long = "快递太慢了，等了一个星期才到。" * 3 + "客服也不回复，打了三次电话都没人接，最后只能申请退款。"
+    items = [{"id": "long", "text": long}, {"id": "short", "text": TEXTS[1]}, {"id": "long-en", "text": TEXTS[0] * 4}]
+    results = short_window.classify(items)
+    assert [r["id"] for r in results] == ["long", "short", "long-en"]
+    seen_tail = False
+    for item, res in zip(items, results, strict=True):
+        assert -1 <= res["sentiment"]["score"] <= 1 and res["topics"] and res["touchpoints"]
+        for topic in res["topics"]:
+            ev = topic["evidence"]
+            assert item["text"][ev["start"]:ev["end"]] == ev["text"]
+            seen_tail |= item["id"] == "long" and ev["start"] >= long.index("客服")
+    assert seen_tail  # evidence can come from past the first window
+    # a long text's result does not depend on what it is classified with
+    (alone,) = short_window.classify([items[0]])
+    assert alone["sentiment"]["score"] == pytest.approx(results[0]["sentiment"]["score"], abs=2e-3)
+    assert {t["id"]: t["confidence"] for t in alone["topics"]} == pytest.approx(
+        {t["id"]: t["confidence"] for t in results[0]["topics"]}, abs=2e-3)
+    assert {t["id"]: t["evidence"]["start"] for t in alone["topics"]} == {
+        t["id"]: t["evidence"]["start"] for t in results[0]["topics"]}
