@@ -12,6 +12,8 @@ from nlp.errors import InvalidInputError
 
 #: where a joined training text's second half comes from (training.pairs.pair_up)
 PAIR_PARTNERS = ("dataset", "batch")
+#: how a model keeps its heads from reading the text prefix (models.classifier.config.ClassifierConfig)
+PREFIX_MASKS = ("tokens", "offsets")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +71,10 @@ class TrainConfig:
     # where a joined text's second half comes from: "dataset" (the same data set) or "batch" (any
     # text of the batch); training.pairs.pair_up says what each keeps
     pair_partners: str = "dataset"
+    # how the heads are kept from reading the text prefix (ClassifierConfig.prefix_mask): "offsets"
+    # (exactly the prefix's tokens) or "tokens" (as many leading tokens as the prefix has alone,
+    # which also hides an English text's first word piece); None: the init_from model's, else "tokens"
+    prefix_mask: str | None = None
     # a model directory to start from (its adapters, heads and node rows; taxonomy nodes it lacks
     # start from their text), instead of the bare base encoder: a second stage on top of a model
     init_from: str | None = None
@@ -133,6 +139,10 @@ class TrainConfig:
         if config.pair_partners not in PAIR_PARTNERS:
             raise InvalidInputError(
                 f"{path}: pair_partners is one of {', '.join(PAIR_PARTNERS)}; got {config.pair_partners!r}."
+            )
+        if config.prefix_mask not in (None, *PREFIX_MASKS):
+            raise InvalidInputError(
+                f"{path}: prefix_mask is one of {', '.join(PREFIX_MASKS)} (or absent); got {config.prefix_mask!r}."
             )
         if config.steps <= 0 or config.batch_size <= 0:
             raise InvalidInputError(f"{path}: steps and batch_size must be positive.")

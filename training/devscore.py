@@ -39,13 +39,13 @@ def tokenize(model, texts: Sequence[str]) -> dict[str, torch.Tensor]:
     cfg = model.config
     enc = model.tokenizer(
         [cfg.text_prefix + t for t in texts], padding=True, truncation=True, max_length=cfg.max_length,
-        return_special_tokens_mask=True, return_tensors="pt",
+        return_special_tokens_mask=True, return_offsets_mapping=True, return_tensors="np",
     )
     # the prefix is not content: keep the heads from attending to it
     prefix_len = len(model.tokenizer(cfg.text_prefix, add_special_tokens=False)["input_ids"])
-    special = enc["special_tokens_mask"].clone()
-    special[:, 1 : 1 + prefix_len] = 1
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "special_tokens_mask": special}
+    special = cfg.content_special(enc["special_tokens_mask"], enc["offset_mapping"], prefix_len)
+    return {"input_ids": torch.from_numpy(enc["input_ids"]), "attention_mask": torch.from_numpy(enc["attention_mask"]),
+            "special_tokens_mask": torch.from_numpy(special)}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -77,7 +77,15 @@ def _evaluate(model, dev, *, single_label: bool = False) -> tuple[dict[str, dict
 
 
 def _initial_model(config: TrainConfig, base_dir: Path, taxonomy) -> CemClassifier:
-    """The bare base encoder with fresh adapters and heads, or the model ``config.init_from``."""
+    """The bare base encoder with fresh adapters and heads, or the model ``config.init_from``,
+    reading the text prefix as ``config.prefix_mask`` asks."""
+    model = _bare_or_parent(config, base_dir, taxonomy)
+    if config.prefix_mask is not None:
+        model.config = model.config.with_(prefix_mask=config.prefix_mask)
+    return model
+
+
+def _bare_or_parent(config: TrainConfig, base_dir: Path, taxonomy) -> CemClassifier:
     if config.init_from is None:
         return CemClassifier.from_base(
             base_dir, taxonomy,

@@ -44,6 +44,11 @@ class ClassifierConfig:
     # the base encoder's layers this model keeps, in order (a smaller, faster student); () = all
     encoder_layers: tuple[int, ...] = ()
     text_prefix: str = "query: "
+    # how the heads are kept from reading the prefix: "tokens" masks as many leading tokens as the
+    # prefix has on its own (every model before 0.4.0; it also hides an English text's first word
+    # piece, since "query: " alone ends in a space token that, before a word, is part of the word's
+    # piece), "offsets" masks exactly the tokens inside the prefix's characters
+    prefix_mask: str = "tokens"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -97,6 +102,17 @@ class ClassifierConfig:
 
         return {"topics": rows(self.topic_ids, self.trained_topic_ids),
                 "touchpoints": rows(self.touchpoint_ids, self.trained_touchpoint_ids)}
+
+    def content_special(self, special: np.ndarray, offsets: np.ndarray, prefix_tokens: int) -> np.ndarray:
+        """``special`` (batch, tokens; 1 = not content) with the text prefix marked too, as this
+        model was trained (``prefix_mask``). ``offsets`` are the tokens' character offsets in
+        prefix + text; ``prefix_tokens`` is how many tokens the prefix has on its own."""
+        special = np.array(special, copy=True)
+        if self.prefix_mask == "offsets":
+            special[np.asarray(offsets)[..., 1] <= len(self.text_prefix)] = 1
+        else:
+            special[:, 1 : 1 + prefix_tokens] = 1
+        return special
 
     def with_(self, **changes: Any) -> ClassifierConfig:
         return replace(self, **changes)

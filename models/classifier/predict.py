@@ -77,6 +77,11 @@ class _Window:
 WINDOW_OVERLAP = 0.25
 
 
+def _content_start(offsets: list, prefix_chars: int) -> int:
+    """Index of a tokenised prefix + text's first token past the prefix's characters."""
+    return next((t for t in range(1, len(offsets)) if offsets[t][1] > prefix_chars), len(offsets) - 1)
+
+
 def _windows(ids: list[int], special: list[int], offsets: list, *, head: int, max_length: int) -> list[_Encoding]:
     """A tokenised text (``head`` leading tokens: the start token and the model's prefix; one end
     token) as windows of at most ``max_length`` tokens: the text itself when it fits, else
@@ -246,7 +251,7 @@ class Classifier:
         )
         encoded = [(i, p, w) for (i, p), ids, sp, off in
                    zip(prepared, enc["input_ids"], enc["special_tokens_mask"], enc["offset_mapping"], strict=True)
-                   for w in _windows(ids, sp, off, head=1 + self._prefix_tokens, max_length=cfg.max_length)]
+                   for w in _windows(ids, sp, off, head=_content_start(off, len(cfg.text_prefix)), max_length=cfg.max_length)]
         order = sorted(range(len(encoded)), key=lambda k: len(encoded[k][2].ids))
         batches: list[list] = []
         for _, same in itertools.groupby(order, key=lambda k: -(-len(encoded[k][2].ids) // PAD_TO_MULTIPLE)):
@@ -268,7 +273,7 @@ class Classifier:
             attention[b, : len(ids)] = 1
             special[b, : len(ids)] = sp
             offsets[b, : len(ids)] = off
-        special[:, 1 : 1 + self._prefix_tokens] = 1
+        special = self.config.content_special(special, offsets, self._prefix_tokens)
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention),
                 "special": torch.from_numpy(special), "offsets": offsets - len(self.config.text_prefix)}
 

@@ -89,3 +89,20 @@ def test_the_shipped_default_model_config_describes_the_default_taxonomy():
     assert config.topic_ids == tax.leaf_ids and config.touchpoint_ids == tax.touchpoint_ids
     assert config.taxonomy_hash == tax.content_hash()
     assert all(0.4 <= t <= 4.0 for t in config.temperatures.values())
+
+
+def test_the_prefix_is_kept_from_the_heads_as_the_model_was_trained():
+    # "query: Rude staff" as XLM-R's tokenizer cuts it: <s> ▁que ry : ▁Rud e ▁staff </s> <pad>;
+    # "query: " alone is four tokens (▁que ry : ▁), so counting tokens hides ▁Rud, a word of the text
+    offsets = np.array([[(0, 0), (0, 3), (3, 5), (5, 6), (6, 10), (10, 11), (11, 17), (0, 0), (0, 0)]])
+    special = np.array([[1, 0, 0, 0, 0, 0, 0, 1, 1]])
+    old = ClassifierConfig().content_special(special, offsets, prefix_tokens=4)
+    assert old.tolist() == [[1, 1, 1, 1, 1, 0, 0, 1, 1]]  # models before 0.4.0 were trained so
+    new = ClassifierConfig(prefix_mask="offsets").content_special(special, offsets, prefix_tokens=4)
+    assert new.tolist() == [[1, 1, 1, 1, 0, 0, 0, 1, 1]]  # ▁Rud is content
+    # Chinese: <s> ▁que ry : ▁ 快递 ...: the lone ▁ is the prefix's space, not content, either way
+    zh = np.array([[(0, 0), (0, 3), (3, 5), (5, 6), (6, 7), (7, 9), (0, 0)]])
+    zh_special = np.array([[1, 0, 0, 0, 0, 0, 1]])
+    assert ClassifierConfig(prefix_mask="offsets").content_special(zh_special, zh, 4).tolist() == \
+        ClassifierConfig().content_special(zh_special, zh, 4).tolist() == [[1, 1, 1, 1, 1, 0, 1]]
+    assert special.tolist() == [[1, 0, 0, 0, 0, 0, 0, 1, 1]]  # the caller's array is left alone

@@ -100,6 +100,7 @@ def test_an_unknown_setting_is_named_with_the_known_ones(tmp_path):
     ("steps: [10\n", "Cannot read"),
     ("pair_rate: 1.5\nmixture: {waimai_10k: 1.0}\n", "between 0 and 1"),
     ("pair_partners: corpus\nmixture: {waimai_10k: 1.0}\n", "pair_partners is one of dataset, batch"),
+    ("prefix_mask: chars\nmixture: {waimai_10k: 1.0}\n", "prefix_mask is one of tokens, offsets"),
 ])
 def test_configs_that_cannot_train_are_refused_with_the_reason(tmp_path, text, words):
     with pytest.raises(InvalidInputError) as err:

@@ -295,6 +295,14 @@ def test_a_checkpoint_from_before_a_new_setting_resumes_while_the_setting_keeps_
         run(setup, "old-ckpt-2", dataclasses.replace(CONFIG, pair_rate=0.5))
 
 
+def test_a_stage_that_reads_the_prefix_by_offsets_says_so_and_its_children_keep_it(trained, setup):
+    assert ClassifierConfig.load(trained).prefix_mask == "tokens"  # the default: how 0.1-0.3 trained
+    stage = run(setup, "offsets", dataclasses.replace(CONFIG, init_from=str(trained), steps=5, prefix_mask="offsets"))
+    assert ClassifierConfig.load(stage).prefix_mask == "offsets"
+    child = run(setup, "offsets-child", dataclasses.replace(CONFIG, init_from=str(stage), steps=5))
+    assert ClassifierConfig.load(child).prefix_mask == "offsets"
+
+
 def test_a_second_stage_starts_from_its_parent(trained, setup):
     # at a learning rate of 0 nothing moves, so the second stage must be its parent exactly
     still = dataclasses.replace(CONFIG, init_from=str(trained), lr=0.0, head_lr=0.0, steps=5, version="0.2.0")
