@@ -81,7 +81,7 @@ def test_the_shipped_default_model_config_describes_the_default_taxonomy():
         pytest.fail(f"the default model is missing from {directory}")
     config = ClassifierConfig.load(directory)
     tax = default_taxonomy()
-    assert config.model_id == "verbatim-cem@0.3.0"
+    assert config.model_id == "verbatim-cem@0.4.0"
     # a tenant's new node is scored by the zero-shot path's own calibration, fitted on dev
     assert set(config.zero_shot_calibration) >= {"topics"} and config.zero_shot_calibration["topics"][0] > 0
     card = (directory / "README.md").read_text(encoding="utf-8").splitlines()[0]
