@@ -58,7 +58,6 @@ class PrototypeHead(nn.Module):
     def clause_logits(
         self,
         hidden: torch.Tensor,  # B, T, d: the texts of a batch
-        pooled: torch.Tensor,  # B, d
         clauses: torch.Tensor,  # B, C, T (bool: each clause's content tokens; padding clauses have none)
         text_index: torch.Tensor,  # k: the text each asked node belongs to
         prototypes: torch.Tensor,  # k, d: the nodes asked about
@@ -68,8 +67,12 @@ class PrototypeHead(nn.Module):
         """Each asked node's detection logit in its text when it may attend within one clause
         only: (k, C); a padding clause (no tokens) gets ``-inf``.
 
-        The same computation as :meth:`forward`, with the attention confined to a clause: the
-        clause where the node is most detectable is its evidence. All texts of a batch in one
+        The computation of :meth:`forward` as if the clause were the text: the attention is
+        confined to the clause and the clause's mean hidden state replaces the text's. The clause
+        where the node is most detectable is its evidence. Against the text's mean (measured on
+        0.4.0, test splits): a found topic's evidence on its own gold span, zhijiang 77.5% ->
+        82.8% (the fast model 81.0% -> 85.6%); gold aspects inside the evidence, ACOS 82.6% ->
+        82.4%, SemEval-2016 90.9% -> 91.1%. All texts of a batch in one
         pass, so the cost is a few tensor operations per batch rather than per text.
         """
         query = self.proto_proj(prototypes) + node_offset  # k, d
@@ -79,7 +82,12 @@ class PrototypeHead(nn.Module):
         scores = scores[:, None, :].masked_fill(~inside, torch.finfo(scores.dtype).min)  # k, C, T
         gathered = torch.einsum("kct,ktd->kcd", scores.softmax(dim=-1), hidden[text_index])  # k, C, d
         q = query[:, None, :].expand_as(gathered)
-        feats = torch.cat([gathered, gathered * q, pooled[text_index][:, None, :] * q], dim=-1)
+        # the clause's own mean stands where the whole text's mean stands in forward: with the
+        # text's mean, a node's context is the same in every clause, and models trained on joined
+        # texts then picked the praise clause of "X was great but Y ..." for Y's topic
+        m = inside.to(hidden.dtype)
+        ctx = torch.einsum("kct,ktd->kcd", m, hidden[text_index]) / m.sum(-1, keepdim=True).clamp(min=1.0)
+        feats = torch.cat([gathered, gathered * q, ctx * q], dim=-1)
         logits = self.detect(feats).squeeze(-1) + node_bias[:, None]
         return logits.masked_fill(~inside.any(dim=-1), float("-inf"))
 

@@ -288,7 +288,7 @@ class Classifier:
         arrays = {k: out[k].float().numpy() for k in ("sentiment", "topics", "polarity", "touchpoints")}  # what _postprocess reads
         pooled = torch.nn.functional.normalize(out["pooled"].float(), dim=-1).numpy()
         _, found = self._found_topics(arrays["topics"])
-        spans = _Evidence(self, preps, found, out["hidden"].float(), out["pooled"].float(), offsets, special.numpy()).spans()
+        spans = _Evidence(self, preps, found, out["hidden"].float(), offsets, special.numpy()).spans()
         return [_Window({k: v[b] for k, v in arrays.items()}, spans[b], pooled[b], enc.index)
                 for b, enc in enumerate(encodings)]
 
@@ -398,9 +398,9 @@ class _Evidence:
     with the most attention mass chose a wrong clause about half the time on zhijiang's gold spans.)
     """
 
-    def __init__(self, clf: Classifier, preps, found: list[list[int]], hidden: torch.Tensor, pooled: torch.Tensor,
+    def __init__(self, clf: Classifier, preps, found: list[list[int]], hidden: torch.Tensor,
                  offsets: np.ndarray, special: np.ndarray) -> None:
-        self.clf, self.preps, self.found, self.hidden, self.pooled = clf, preps, found, hidden, pooled
+        self.clf, self.preps, self.found, self.hidden = clf, preps, found, hidden
         self.clauses: list[list] = []
         self.masks: list[list[np.ndarray]] = []
         for b, prep in enumerate(preps):
@@ -428,7 +428,7 @@ class _Evidence:
             nodes = torch.tensor([n for _, _, n in asked])
             with self.clf._lock, torch.inference_mode():
                 logits = model.heads.topics.clause_logits(
-                    self.hidden, self.pooled, torch.from_numpy(masks), torch.tensor([b for b, _, _ in asked]),
+                    self.hidden, torch.from_numpy(masks), torch.tensor([b for b, _, _ in asked]),
                     model.topic_protos[nodes], model.heads.topic_offset[nodes], model.heads.topic_bias[nodes])
             for (b, k, _), c in zip(asked, logits.argmax(dim=1).tolist(), strict=True):
                 best[b][k] = c

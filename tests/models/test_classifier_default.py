@@ -113,13 +113,10 @@ def test_a_texts_result_does_not_depend_on_its_batch(classifier):
 
 @pytest.mark.parametrize(("text", "topic", "clause"), [
     ("送餐很快，菜很好吃，就是价格有点贵", "delivery.timeliness", "送餐很快"),
-    pytest.param("The food was great but the waiter was rude and we waited an hour for the bill.", "service.attitude",
-                 "but the waiter was rude and we waited an hour for the bill", marks=pytest.mark.xfail(strict=True, reason=(
-                     "default model v0.4.0 misses this (issue #3): service.attitude's clause-confined logit is "
-                     "higher on 'The food was great' (0.3.0 chose the waiter's clause). Every 0.4 stage trained on "
-                     "joined texts does the same; on test sets with gold aspect spans the evidence holds the "
-                     "aspect as often as before (ACOS 83.9% -> 82.6%, SemEval-2016 85.1% -> 90.9%), so this "
-                     "is a miss on contrastive sentences, not everywhere"))),
+    # 0.4.0 with the text's mean as every clause's context chose "The food was great" here
+    ("The food was great but the waiter was rude and we waited an hour for the bill.", "service.attitude",
+     "but the waiter was rude and we waited an hour for the bill"),
+    ("菜很好吃，但是配送太慢了，等了一个多小时", "delivery.timeliness", "等了一个多小时"),
     ("The food was great but the waiter was rude and we waited an hour for the bill.", "product.quality",
      "The food was great"),
 ])
@@ -147,9 +144,7 @@ def test_a_complaint_at_the_end_of_a_long_review_is_found_with_its_evidence(clas
     found = {t["id"]: t for t in res["topics"]}
     service = {t: found[t]["evidence"] for t in found if t.startswith("service.")}
     assert service, sorted(found)  # the customer-service complaint past the first 128 tokens
-    assert all(text[ev["start"]:ev["end"]] == ev["text"] for ev in service.values())
-    # its evidence is there (0.4.0 points service.attitude at a praise clause: the evidence miss
-    # of test_a_topics_evidence_is_the_clause_that_speaks_of_it; the other service topics are right)
-    assert any(ev["start"] >= len(LONG_PRAISE) for ev in service.values()), service
+    for ev in service.values():  # with its evidence there
+        assert ev["start"] >= len(LONG_PRAISE) and text[ev["start"]:ev["end"]] == ev["text"], service
     assert all(found[t]["polarity"] == "negative" for t in service)
     assert "product.quality" in found  # and the praise at the start is still read
