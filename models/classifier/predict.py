@@ -58,15 +58,15 @@ class _Encoding:
     windows: int
     index: int = 0
 
-    def __iter__(self):
-        return iter((self.ids, self.special, self.offsets, self.windows, self.index))
-
 
 @dataclass(frozen=True, slots=True)
 class _Window:
-    """What the model said about one window: its heads' logits, evidence spans by node, embedding."""
+    """What the model said about one window: its heads' logits, calibrated topic probabilities and
+    the topics found (most confident first), evidence spans by node, embedding."""
 
     arrays: dict[str, np.ndarray]
+    topic_p: np.ndarray
+    found: list[int]
     spans: dict[int, dict[str, Any] | None]
     pooled: np.ndarray
     index: int
@@ -268,11 +268,11 @@ class Classifier:
         attention = np.zeros((n, width), dtype=np.int64)
         special = np.ones((n, width), dtype=np.int64)
         offsets = np.zeros((n, width, 2), dtype=np.int64)
-        for b, (ids, sp, off, _, _) in enumerate(encodings):
-            input_ids[b, : len(ids)] = ids
-            attention[b, : len(ids)] = 1
-            special[b, : len(ids)] = sp
-            offsets[b, : len(ids)] = off
+        for b, w in enumerate(encodings):
+            input_ids[b, : len(w.ids)] = w.ids
+            attention[b, : len(w.ids)] = 1
+            special[b, : len(w.ids)] = w.special
+            offsets[b, : len(w.ids)] = w.offsets
         special = self.config.content_special(special, offsets, self._prefix_tokens)
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention),
                 "special": torch.from_numpy(special), "offsets": offsets - len(self.config.text_prefix)}
@@ -287,9 +287,9 @@ class Classifier:
         offsets = tok["offsets"]
         arrays = {k: out[k].float().numpy() for k in ("sentiment", "topics", "polarity", "touchpoints")}  # what _postprocess reads
         pooled = torch.nn.functional.normalize(out["pooled"].float(), dim=-1).numpy()
-        _, found = self._found_topics(arrays["topics"])
+        topic_p, found = self._found_topics(arrays["topics"])
         spans = _Evidence(self, preps, found, out["hidden"].float(), offsets, special.numpy()).spans()
-        return [_Window({k: v[b] for k, v in arrays.items()}, spans[b], pooled[b], enc.index)
+        return [_Window({k: v[b] for k, v in arrays.items()}, topic_p[b], found[b], spans[b], pooled[b], enc.index)
                 for b, enc in enumerate(encodings)]
 
     def _finish(self, prep, windows: list[_Window]) -> tuple[dict[str, Any], np.ndarray]:
@@ -301,24 +301,22 @@ class Classifier:
         most detectable window, and a topic takes its polarity and evidence from that window; the
         embedding is the windows' mean, normalised."""
         windows = sorted(windows, key=lambda w: w.index)
-        if len(windows) == 1:
+        if len(windows) == 1:  # the text fit: its window's result as it is
             w = windows[0]
-            arrays, spans, pooled = w.arrays, w.spans, w.pooled
-        else:
-            stack = {k: np.stack([w.arrays[k] for w in windows]) for k in windows[0].arrays}
-            best = stack["topics"].argmax(axis=0)  # per node: the window where it is most detectable
-            arrays = {
-                "sentiment": stack["sentiment"][0],
-                "topics": stack["topics"].max(axis=0),
-                "polarity": stack["polarity"][best, np.arange(len(best))],
-                "touchpoints": stack["touchpoints"].max(axis=0),
-            }
-            spans = {n: windows[w].spans[n] for n, w in enumerate(best.tolist()) if n in windows[w].spans}
-            pooled = np.mean([w.pooled for w in windows], axis=0)
-            pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+            return self._postprocess(prep, w.arrays, w.topic_p, w.found, w.spans), w.pooled
+        stack = {k: np.stack([w.arrays[k] for w in windows]) for k in windows[0].arrays}
+        best = stack["topics"].argmax(axis=0)  # per node: the window where it is most detectable
+        arrays = {
+            "sentiment": stack["sentiment"][0],
+            "topics": stack["topics"].max(axis=0),
+            "polarity": stack["polarity"][best, np.arange(len(best))],
+            "touchpoints": stack["touchpoints"].max(axis=0),
+        }
+        spans = {n: windows[w].spans[n] for n, w in enumerate(best.tolist()) if n in windows[w].spans}
+        pooled = np.mean([w.pooled for w in windows], axis=0)
+        pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         topic_p, found = self._found_topics(arrays["topics"][None])
-        one = {k: v[None] for k, v in arrays.items()}
-        return self._postprocess(0, prep, one, topic_p[0], found[0], spans), pooled
+        return self._postprocess(prep, arrays, topic_p[0], found[0], spans), pooled
 
     def _found_topics(self, topic_logits: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
         """Calibrated topic probabilities, and each text's topics at or over the threshold, most
@@ -328,10 +326,11 @@ class Classifier:
         return p, [[int(n) for n in np.argsort(-row) if row[n] >= threshold] for row in p]
 
     # postprocess ----------------------------------------------------------------------------
-    def _postprocess(self, b: int, prep, a: dict[str, np.ndarray], topic_p: np.ndarray, found: list[int],
+    def _postprocess(self, prep, a: dict[str, np.ndarray], topic_p: np.ndarray, found: list[int],
                      spans: dict[int, dict[str, Any] | None]) -> dict[str, Any]:
+        """One text's result from its heads' logits ``a`` (one row each)."""
         cfg, temps, th = self.config, self.config.temperatures, self.config.thresholds
-        p = _softmax(a["sentiment"][b] / temps.get("sentiment", 1.0))
+        p = _softmax(a["sentiment"] / temps.get("sentiment", 1.0))
         label = SENTIMENT_LABELS[int(p.argmax())]
         sentiment = {
             "label": label,
@@ -341,7 +340,7 @@ class Classifier:
         }
         topics = []
         for n in found:
-            pol = _softmax(a["polarity"][b][n] / temps.get("polarity", 1.0))
+            pol = _softmax(a["polarity"][n] / temps.get("polarity", 1.0))
             topic_id = cfg.topic_ids[n]
             entry = {
                 "id": topic_id,
@@ -354,7 +353,7 @@ class Classifier:
             if topic_id not in cfg.trained_topic_ids:
                 entry["zero_shot"] = True
             topics.append(entry)
-        tp_p = cfg.node_probabilities("touchpoints", a["touchpoints"][b])
+        tp_p = cfg.node_probabilities("touchpoints", a["touchpoints"])
         touchpoints = [
             {"id": cfg.touchpoint_ids[n], "confidence": round(float(tp_p[n]), 4)}
             for n in np.argsort(-tp_p) if tp_p[n] >= th.get("touchpoints", 0.5)
